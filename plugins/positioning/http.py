@@ -1,0 +1,403 @@
+"""Shared HTTP machinery for every venue: rate limits, bounded concurrency, retries, landing.
+
+Venue modules describe their endpoints (:class:`Endpoint`) and their error envelope (an ``envelope_error``
+function); this module does the rest, once:
+
+* every request passes the sliding-window limiters of the groups its endpoint belongs to (documented limits);
+  a slot is timed from the moment its response arrived, so the server can never count more than the limit in
+  any window, whatever the network jitter;
+* at most ``concurrency`` requests are in flight per venue;
+* 429/418/5xx/408, timeouts, connection errors and malformed bodies are retried with exponential backoff and
+  full jitter, honouring ``Retry-After`` and Telegram-style ``parameters.retry_after``; a 429 pauses the whole
+  venue, not just the request that saw it;
+* 451 geo-blocks, other 4xx and non-retryable envelope codes (invalid symbol...) are not retried;
+* error envelopes sent with HTTP 200 (OKX ``code != "0"``, Bitget ``code != "00000"``) are detected;
+* every attempt, successful or not, is landed as a raw file before anything else looks at it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from positioning.raw import RawLander
+
+USER_AGENT = "positioning/0.1 (+https://github.com/positioning)"
+LANDED_HEADERS = (
+    "content-type",
+    "retry-after",
+    "x-mbx-used-weight-1m",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "date",
+)
+_SECRET_PATH = re.compile(r"/bot[^/]+/")
+_SECRET_PARAMS = {"token", "key", "apikey", "api_key", "secret", "signature", "password"}
+
+
+def redact_url(url: str) -> str:
+    """The URL with bot tokens and secret-looking query parameters replaced, safe to log and land."""
+    url = _SECRET_PATH.sub("/bot<redacted>/", url)
+    if "?" not in url:
+        return url
+    base, _, query = url.partition("?")
+    parts = []
+    for pair in query.split("&"):
+        name, sep, _value = pair.partition("=")
+        parts.append(f"{name}{sep}<redacted>" if name.lower() in _SECRET_PARAMS else pair)
+    return f"{base}?{'&'.join(parts)}"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``requests`` (weight units) in any window of ``seconds``, as a venue documents it."""
+
+    requests: int
+    seconds: float
+    source: str = ""  # where the number comes from (venues.md section)
+
+
+class SlidingWindowLimiter:
+    """Sliding-window limiter whose slots are timed by response arrival (see module docstring)."""
+
+    def __init__(self, limit: RateLimit, name: str = ""):
+        self.limit = limit
+        self.name = name
+        self._released: deque[tuple[float, int]] = deque()  # (monotonic release time, weight)
+        self._in_flight = 0
+        self._condition: asyncio.Condition | None = None
+
+    def _cond(self) -> asyncio.Condition:
+        if self._condition is None:
+            self._condition = asyncio.Condition()
+        return self._condition
+
+    def _used(self, now: float) -> int:
+        horizon = now - self.limit.seconds
+        while self._released and self._released[0][0] <= horizon:
+            self._released.popleft()
+        return self._in_flight + sum(weight for _, weight in self._released)
+
+    async def acquire(self, weight: int = 1) -> None:
+        if weight > self.limit.requests:
+            raise ValueError(f"weight {weight} exceeds the limit {self.limit} of {self.name}")
+        condition = self._cond()
+        async with condition:
+            while True:
+                now = time.monotonic()
+                if self._used(now) + weight <= self.limit.requests:
+                    self._in_flight += weight
+                    return
+                wait = (self._released[0][0] + self.limit.seconds - now) if self._released else None
+                try:
+                    await asyncio.wait_for(condition.wait(), timeout=wait)
+                except TimeoutError:
+                    pass
+
+    async def release(self, weight: int = 1) -> None:
+        condition = self._cond()
+        async with condition:
+            self._in_flight -= weight
+            self._released.append((time.monotonic(), weight))
+            condition.notify_all()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One venue endpoint: its canonical name (raw paths, ops tables, fault injection), path and costs."""
+
+    name: str
+    path: str  # may contain {symbol}
+    costs: Mapping[str, int]  # rate-limit group -> weight this call consumes
+
+
+@dataclass(frozen=True)
+class EnvelopeError:
+    """An error a venue reported inside its JSON body (possibly with HTTP 200)."""
+
+    code: str
+    message: str
+    retryable: bool = False
+    rate_limited: bool = False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    max_retry_after: float = 60.0  # a longer Retry-After (a multi-minute ban) fails fast instead of waiting
+    seed: int | None = None
+
+
+@dataclass
+class FetchResult:
+    """What one logical request came to after retries. ``payload`` is the decoded JSON on success."""
+
+    venue: str
+    endpoint: str
+    symbol: str | None
+    params: dict[str, Any]
+    ok: bool
+    status: int | None
+    payload: Any = None
+    error: str | None = None
+    attempts: int = 0
+    raw_paths: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
+    statuses: list[int | None] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able record for manifests and the ops tables."""
+        return {
+            "venue": self.venue,
+            "endpoint": self.endpoint,
+            "symbol": self.symbol,
+            "ok": self.ok,
+            "status": self.status,
+            "error": self.error,
+            "attempts": self.attempts,
+            "statuses": self.statuses,
+            "duration_ms": round(self.duration_ms, 1),
+            "raw_paths": self.raw_paths,
+        }
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    ok: bool
+    retryable: bool
+    reason: str | None
+    payload: Any
+    retry_after: float | None
+    pause_venue: bool = False
+
+
+EnvelopeCheck = Callable[[Any], EnvelopeError | None]
+
+
+def _retry_after_seconds(headers: httpx.Headers, payload: Any) -> float | None:
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+            except (TypeError, ValueError):
+                pass
+    if isinstance(payload, dict):
+        parameters = payload.get("parameters")
+        if isinstance(parameters, dict) and isinstance(parameters.get("retry_after"), int | float):
+            return float(parameters["retry_after"])
+    return None
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def classify_response(
+    venue: str, status: int, headers: httpx.Headers, body: bytes, envelope_error: EnvelopeCheck
+) -> _Verdict:
+    """Decide success, retry or give up for one HTTP response."""
+    try:
+        payload = json.loads(body) if body else None
+        decoded = True
+    except ValueError:
+        payload, decoded = None, False
+    retry_after = _retry_after_seconds(headers, payload)
+    envelope = envelope_error(payload) if decoded else None
+    detail = (
+        f"{envelope.code} {envelope.message}".strip()
+        if envelope
+        else (_short(body.decode("utf-8", "replace")) if body else "empty body")
+    )
+    if status == 451:
+        return _Verdict(False, False, f"HTTP 451 geo-blocked: {detail}. Run from an allowed location "
+                        f"or disable {venue} for this run.", payload, None)
+    if status in (429, 418):
+        kind = "rate limited" if status == 429 else "IP banned"
+        return _Verdict(False, True, f"HTTP {status} {kind}: {detail}", payload, retry_after, pause_venue=True)
+    if status >= 500 or status == 408:
+        return _Verdict(False, True, f"HTTP {status}: {detail}", payload, retry_after)
+    if status >= 400:
+        retryable = bool(envelope and envelope.retryable)
+        return _Verdict(False, retryable, f"HTTP {status}: {detail}", payload, retry_after)
+    if not decoded:
+        return _Verdict(False, True, f"HTTP {status} with a body that is not JSON: {detail}", None, retry_after)
+    if envelope is not None:
+        return _Verdict(
+            False, envelope.retryable, f"HTTP {status} error envelope: {detail}", payload, retry_after,
+            pause_venue=envelope.rate_limited,
+        )
+    return _Verdict(True, False, None, payload, None)
+
+
+class VenueClient:
+    """An async HTTP client for one venue: ``async with VenueClient(...) as client: await client.get(...)``."""
+
+    def __init__(
+        self,
+        venue: str,
+        base_url: str,
+        *,
+        limits: Mapping[str, RateLimit],
+        envelope_error: EnvelopeCheck,
+        lander: RawLander | None = None,
+        retry: RetryPolicy | None = None,
+        concurrency: int = 8,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
+        self.venue = venue
+        self.base_url = base_url.rstrip("/")
+        self.limiters = {group: SlidingWindowLimiter(limit, f"{venue}:{group}") for group, limit in limits.items()}
+        self.envelope_error = envelope_error
+        self.lander = lander
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self._concurrency = concurrency
+        self._semaphore: asyncio.Semaphore | None = None
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._paused_until = 0.0
+        self._random = random.Random(self.retry.seed)
+        self._log = log or (lambda message: None)
+        self.requests_sent = 0
+        self.status_counts: dict[str, int] = {}
+
+    async def __aenter__(self) -> VenueClient:
+        self._semaphore = asyncio.Semaphore(self._concurrency)
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(self.timeout),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            transport=self._transport,
+            limits=httpx.Limits(max_connections=self._concurrency, max_keepalive_connections=self._concurrency),
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
+        return self._random.uniform(ceiling / 2, ceiling)
+
+    async def _wait_for_pause(self) -> None:
+        while (remaining := self._paused_until - time.monotonic()) > 0:
+            await asyncio.sleep(remaining)
+
+    async def get(
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, Any] | None = None,
+        *,
+        symbol: str | None = None,
+        path_params: Mapping[str, str] | None = None,
+    ) -> FetchResult:
+        """GET an endpoint with retries. Never raises for HTTP or network trouble: the result says what happened."""
+        assert self._client is not None and self._semaphore is not None, "use 'async with VenueClient(...)'"
+        query = {key: value for key, value in (params or {}).items() if value is not None}
+        path = endpoint.path.format(**(path_params or {}))
+        result = FetchResult(self.venue, endpoint.name, symbol, dict(query), ok=False, status=None)
+        started = time.monotonic()
+        for attempt in range(1, self.retry.max_attempts + 1):
+            verdict = await self._attempt(endpoint, path, query, symbol, attempt, result)
+            result.attempts = attempt
+            if verdict.ok:
+                result.ok, result.payload, result.error = True, verdict.payload, None
+                break
+            result.error = verdict.reason
+            if not verdict.retryable or attempt == self.retry.max_attempts:
+                break
+            delay = self._backoff(attempt)
+            if verdict.retry_after is not None:
+                if verdict.retry_after > self.retry.max_retry_after:
+                    result.error = (f"{verdict.reason}; the venue asks to wait {verdict.retry_after:.0f} s, more "
+                                    f"than the {self.retry.max_retry_after:.0f} s this run waits: retry later")
+                    break
+                delay = max(delay, verdict.retry_after)
+            if verdict.pause_venue:
+                self._paused_until = max(self._paused_until, time.monotonic() + delay)
+            self._log(f"{self.venue} {endpoint.name} {symbol or ''} attempt {attempt} failed ({verdict.reason}); "
+                      f"retrying in {delay:.2f} s")
+            await asyncio.sleep(delay)
+        result.duration_ms = (time.monotonic() - started) * 1000
+        return result
+
+    async def _attempt(
+        self, endpoint: Endpoint, path: str, query: dict[str, Any], symbol: str | None, attempt: int,
+        result: FetchResult,
+    ) -> _Verdict:
+        await self._wait_for_pause()
+        acquired: list[tuple[SlidingWindowLimiter, int]] = []
+        for group, weight in endpoint.costs.items():
+            limiter = self.limiters[group]
+            await limiter.acquire(weight)
+            acquired.append((limiter, weight))
+        assert self._semaphore is not None and self._client is not None
+        url = redact_url(f"{self.base_url}{path}" + (f"?{urlencode(query)}" if query else ""))
+        sent_at = datetime.now(UTC)
+        began = time.monotonic()
+        status: int | None = None
+        headers = httpx.Headers()
+        body = b""
+        transport_error: str | None = None
+        try:
+            async with self._semaphore:
+                self.requests_sent += 1
+                response = await self._client.get(path, params=query)
+                status, headers, body = response.status_code, response.headers, response.content
+        except httpx.TimeoutException as exc:
+            transport_error = f"timeout after {self.timeout:.1f} s ({type(exc).__name__})"
+        except httpx.TransportError as exc:
+            transport_error = f"connection error: {type(exc).__name__}: {exc}"
+        finally:
+            for limiter, weight in acquired:
+                await limiter.release(weight)
+        duration_ms = (time.monotonic() - began) * 1000
+        key = str(status) if status is not None else "transport_error"
+        self.status_counts[key] = self.status_counts.get(key, 0) + 1
+        if transport_error is not None:
+            verdict = _Verdict(False, True, transport_error, None, None)
+        else:
+            assert status is not None
+            verdict = classify_response(self.venue, status, headers, body, self.envelope_error)
+        result.status = status
+        result.statuses.append(status)
+        if self.lander is not None:
+            meta = {
+                "venue": self.venue,
+                "endpoint": endpoint.name,
+                "method": "GET",
+                "url": url,
+                "params": query,
+                "symbol": symbol,
+                "status": status,
+                "headers": {name: headers[name] for name in LANDED_HEADERS if name in headers},
+                "sent_at": sent_at.isoformat(),
+                "received_at": datetime.now(UTC).isoformat(),
+                "duration_ms": round(duration_ms, 1),
+                "attempt": attempt,
+                "ok": verdict.ok,
+                "error": verdict.reason,
+            }
+            result.raw_paths.append(str(self.lander.land(endpoint.name, meta, body)))
+        return verdict
