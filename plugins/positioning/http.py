@@ -18,6 +18,7 @@ function); this module does the rest, once:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import re
@@ -101,10 +102,8 @@ class SlidingWindowLimiter:
                     self._in_flight += weight
                     return
                 wait = (self._released[0][0] + self.limit.seconds - now) if self._released else None
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(condition.wait(), timeout=wait)
-                except TimeoutError:
-                    pass
 
     async def release(self, weight: int = 1) -> None:
         condition = self._cond()
@@ -227,8 +226,13 @@ def classify_response(
         else (_short(body.decode("utf-8", "replace")) if body else "empty body")
     )
     if status == 451:
-        return _Verdict(False, False, f"HTTP 451 geo-blocked: {detail}. Run from an allowed location "
-                        f"or disable {venue} for this run.", payload, None)
+        return _Verdict(
+            False,
+            False,
+            f"HTTP 451 geo-blocked: {detail}. Run from an allowed location or disable {venue} for this run.",
+            payload,
+            None,
+        )
     if status in (429, 418):
         kind = "rate limited" if status == 429 else "IP banned"
         return _Verdict(False, True, f"HTTP {status} {kind}: {detail}", payload, retry_after, pause_venue=True)
@@ -241,7 +245,11 @@ def classify_response(
         return _Verdict(False, True, f"HTTP {status} with a body that is not JSON: {detail}", None, retry_after)
     if envelope is not None:
         return _Verdict(
-            False, envelope.retryable, f"HTTP {status} error envelope: {detail}", payload, retry_after,
+            False,
+            envelope.retryable,
+            f"HTTP {status} error envelope: {detail}",
+            payload,
+            retry_after,
             pause_venue=envelope.rate_limited,
         )
     return _Verdict(True, False, None, payload, None)
@@ -330,20 +338,29 @@ class VenueClient:
             delay = self._backoff(attempt)
             if verdict.retry_after is not None:
                 if verdict.retry_after > self.retry.max_retry_after:
-                    result.error = (f"{verdict.reason}; the venue asks to wait {verdict.retry_after:.0f} s, more "
-                                    f"than the {self.retry.max_retry_after:.0f} s this run waits: retry later")
+                    result.error = (
+                        f"{verdict.reason}; the venue asks to wait {verdict.retry_after:.0f} s, more "
+                        f"than the {self.retry.max_retry_after:.0f} s this run waits: retry later"
+                    )
                     break
                 delay = max(delay, verdict.retry_after)
             if verdict.pause_venue:
                 self._paused_until = max(self._paused_until, time.monotonic() + delay)
-            self._log(f"{self.venue} {endpoint.name} {symbol or ''} attempt {attempt} failed ({verdict.reason}); "
-                      f"retrying in {delay:.2f} s")
+            self._log(
+                f"{self.venue} {endpoint.name} {symbol or ''} attempt {attempt} failed ({verdict.reason}); "
+                f"retrying in {delay:.2f} s"
+            )
             await asyncio.sleep(delay)
         result.duration_ms = (time.monotonic() - started) * 1000
         return result
 
     async def _attempt(
-        self, endpoint: Endpoint, path: str, query: dict[str, Any], symbol: str | None, attempt: int,
+        self,
+        endpoint: Endpoint,
+        path: str,
+        query: dict[str, Any],
+        symbol: str | None,
+        attempt: int,
         result: FetchResult,
     ) -> _Verdict:
         await self._wait_for_pause()

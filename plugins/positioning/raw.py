@@ -70,8 +70,7 @@ class RawLander:
         )
         directory.mkdir(parents=True, exist_ok=True)
         text = body.decode("utf-8", errors="replace")
-        record = {"meta": {**meta, "run_id": self.run_id, "interval_end": self.interval_end.isoformat()},
-                  "body": text}
+        record = {"meta": {**meta, "run_id": self.run_id, "interval_end": self.interval_end.isoformat()}, "body": text}
         payload = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         handle, temp_name = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
         try:

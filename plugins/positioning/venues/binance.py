@@ -1,0 +1,229 @@
+"""Binance USD-M futures: endpoints, limits, error envelope, request plan and pure parsers (venues.md §1).
+
+Wire format: bare JSON objects/arrays, numbers as strings, ms timestamps as numbers (history endpoints: the
+docs say string, the live payload is a number, so both are accepted). Errors: ``{"code": -1121, "msg": ...}``
+with a 4xx status; 429 rate limit and 418 ban carry ``Retry-After``; 451 is a geo-block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from positioning.extract import PERIOD_MS, ExtractRequest, VenueExtract, gather_per_symbol, map_listed
+from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient
+from positioning.rows import (
+    Instrument,
+    LongShortRatio,
+    MarkPrice,
+    OpenInterest,
+    OpenInterestHistory,
+    ParseError,
+    field,
+    number,
+    optional_number,
+    timestamp_ms,
+)
+
+VENUE = "binance"
+
+LIMITS = {
+    "weight": RateLimit(2400, 60.0, "§1.0 REQUEST_WEIGHT 2400 / 1 MINUTE / IP"),
+    "futures_data": RateLimit(1000, 300.0, "§1.2 /futures/data/* IP rate limit 1000 requests / 5 min"),
+}
+
+EXCHANGE_INFO = Endpoint("exchangeInfo", "/fapi/v1/exchangeInfo", {"weight": 1})
+PREMIUM_INDEX = Endpoint("premiumIndex", "/fapi/v1/premiumIndex", {"weight": 10})  # 10 without symbol
+OPEN_INTEREST = Endpoint("openInterest", "/fapi/v1/openInterest", {"weight": 1})
+OPEN_INTEREST_HIST = Endpoint("openInterestHist", "/futures/data/openInterestHist", {"futures_data": 1})
+TOP_POSITION_RATIO = Endpoint(
+    "topLongShortPositionRatio", "/futures/data/topLongShortPositionRatio", {"futures_data": 1}
+)
+TOP_ACCOUNT_RATIO = Endpoint("topLongShortAccountRatio", "/futures/data/topLongShortAccountRatio", {"futures_data": 1})
+GLOBAL_ACCOUNT_RATIO = Endpoint(
+    "globalLongShortAccountRatio", "/futures/data/globalLongShortAccountRatio", {"futures_data": 1}
+)
+RATIO_ENDPOINTS = (
+    (TOP_POSITION_RATIO, "ls_top_position"),
+    (TOP_ACCOUNT_RATIO, "ls_top_account"),
+    (GLOBAL_ACCOUNT_RATIO, "ls_global_account"),
+)
+HISTORY_PAGE_LIMIT = 500  # §1.2 "max 500"
+PERPETUAL_DELIVERY_DATE = 4133404800000  # §1.7: a perp with another deliveryDate is scheduled for delisting
+RETRYABLE_CODES = {-1003: True, -1001: False, -1007: False}  # code -> means "rate limited"
+
+
+def envelope_error(payload: Any) -> EnvelopeError | None:
+    """Binance errors are ``{"code": <negative int>, "msg": "..."}`` (451 sends ``code: 0``)."""
+    if isinstance(payload, dict) and "code" in payload and "msg" in payload and "symbol" not in payload:
+        code = payload.get("code")
+        if isinstance(code, int) and code != 200:
+            return EnvelopeError(
+                str(code),
+                str(payload.get("msg", "")),
+                retryable=code in RETRYABLE_CODES,
+                rate_limited=RETRYABLE_CODES.get(code, False),
+            )
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- parsers
+
+
+def _rows(payload: Any, endpoint: str) -> list[Any]:
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict):
+        return [payload]
+    raise ParseError(VENUE, endpoint, f"expected a JSON array or object, got {type(payload).__name__}")
+
+
+def parse_exchange_info(payload: Any, params: Mapping[str, Any] | None = None) -> list[Instrument]:
+    """USDT-margined perpetuals (``contractType == "PERPETUAL"``, quote USDT), trading or not.
+
+    ``TRADIFI_PERPETUAL`` (tokenised equities) and delivery contracts are left out; ``tradable`` is
+    ``status == "TRADING"``.
+    """
+    endpoint = EXCHANGE_INFO.name
+    symbols = field(payload, "symbols", VENUE, endpoint)
+    if not isinstance(symbols, list):
+        raise ParseError(VENUE, endpoint, "expected a list", field="symbols")
+    result = []
+    for entry in symbols:
+        if field(entry, "contractType", VENUE, endpoint) != "PERPETUAL":
+            continue
+        if field(entry, "quoteAsset", VENUE, endpoint) != "USDT":
+            continue
+        status = str(field(entry, "status", VENUE, endpoint))
+        result.append(
+            Instrument(
+                venue=VENUE,
+                symbol=str(field(entry, "baseAsset", VENUE, endpoint)).upper(),
+                instrument=str(field(entry, "symbol", VENUE, endpoint)),
+                contract_value=None,  # USD-M contracts are denominated in the base coin
+                quote="USDT",
+                status=status,
+                tradable=status == "TRADING",
+            )
+        )
+    return result
+
+
+def parse_premium_index(payload: Any, params: Mapping[str, Any] | None = None) -> list[MarkPrice]:
+    """Mark price and current funding rate; one object (with symbol) or an array (all symbols)."""
+    endpoint = PREMIUM_INDEX.name
+    result = []
+    for row in _rows(payload, endpoint):
+        result.append(
+            MarkPrice(
+                venue=VENUE,
+                instrument=str(field(row, "symbol", VENUE, endpoint)),
+                ts_ms=timestamp_ms(field(row, "time", VENUE, endpoint), VENUE, endpoint, "time"),
+                mark_price=number(
+                    field(row, "markPrice", VENUE, endpoint), VENUE, endpoint, "markPrice", required=False
+                ),
+                funding_rate=optional_number(row, "lastFundingRate", VENUE, endpoint),
+            )
+        )
+    return result
+
+
+def parse_open_interest(payload: Any, params: Mapping[str, Any] | None = None) -> list[OpenInterest]:
+    """Current OI of one symbol, in base-asset units (contracts are coins on USD-M)."""
+    endpoint = OPEN_INTEREST.name
+    return [
+        OpenInterest(
+            venue=VENUE,
+            instrument=str(field(row, "symbol", VENUE, endpoint)),
+            ts_ms=timestamp_ms(field(row, "time", VENUE, endpoint), VENUE, endpoint, "time"),
+            coins=number(field(row, "openInterest", VENUE, endpoint), VENUE, endpoint, "openInterest"),
+        )
+        for row in _rows(payload, endpoint)
+    ]
+
+
+def parse_open_interest_hist(payload: Any, params: Mapping[str, Any] | None = None) -> list[OpenInterestHistory]:
+    endpoint = OPEN_INTEREST_HIST.name
+    period = str((params or {}).get("period", ""))
+    return [
+        OpenInterestHistory(
+            venue=VENUE,
+            key=str(field(row, "symbol", VENUE, endpoint)),
+            period=period,
+            ts_ms=timestamp_ms(field(row, "timestamp", VENUE, endpoint), VENUE, endpoint, "timestamp"),
+            coins=number(field(row, "sumOpenInterest", VENUE, endpoint), VENUE, endpoint, "sumOpenInterest"),
+            usd=number(field(row, "sumOpenInterestValue", VENUE, endpoint), VENUE, endpoint, "sumOpenInterestValue"),
+        )
+        for row in _rows(payload, endpoint)
+    ]
+
+
+def _ratio_parser(endpoint: Endpoint, metric: str):
+    def parse(payload: Any, params: Mapping[str, Any] | None = None) -> list[LongShortRatio]:
+        """Long/short ratio buckets; USD-M names the shares ``longAccount``/``shortAccount`` on all three."""
+        period = str((params or {}).get("period", ""))
+        return [
+            LongShortRatio(
+                venue=VENUE,
+                key=str(field(row, "symbol", VENUE, endpoint.name)),
+                metric=metric,
+                period=period,
+                ts_ms=timestamp_ms(field(row, "timestamp", VENUE, endpoint.name), VENUE, endpoint.name, "timestamp"),
+                ratio=number(
+                    field(row, "longShortRatio", VENUE, endpoint.name), VENUE, endpoint.name, "longShortRatio"
+                ),
+                long_share=optional_number(row, "longAccount", VENUE, endpoint.name),
+                short_share=optional_number(row, "shortAccount", VENUE, endpoint.name),
+            )
+            for row in _rows(payload, endpoint.name)
+        ]
+
+    parse.__name__ = f"parse_{endpoint.name}"
+    return parse
+
+
+PARSERS = {
+    EXCHANGE_INFO.name: parse_exchange_info,
+    PREMIUM_INDEX.name: parse_premium_index,
+    OPEN_INTEREST.name: parse_open_interest,
+    OPEN_INTEREST_HIST.name: parse_open_interest_hist,
+    **{endpoint.name: _ratio_parser(endpoint, metric) for endpoint, metric in RATIO_ENDPOINTS},
+}
+
+
+# ---------------------------------------------------------------------------------------------- requests
+
+
+def ratio_window(request: ExtractRequest) -> dict[str, int]:
+    """Buckets covering the interval plus the one before it, so the latest bucket at or before the end exists."""
+    period_ms = PERIOD_MS[request.ls_period]
+    start = request.interval_start_ms - period_ms
+    limit = min(HISTORY_PAGE_LIMIT, math.ceil((request.interval_end_ms - start) / period_ms) + 1)
+    return {"startTime": start, "endTime": request.interval_end_ms, "limit": limit}
+
+
+async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
+    """exchangeInfo + premiumIndex (all symbols, one call each), then per symbol: openInterest and the three
+    ratio endpoints (Binance has no batch form for them)."""
+    result = VenueExtract(VENUE)
+    listing = await client.get(EXCHANGE_INFO)
+    result.results.append(listing)
+    if not listing.ok:
+        result.fatal = f"{VENUE} exchangeInfo failed: {listing.error}"
+        return result
+    try:
+        instruments = parse_exchange_info(listing.payload)
+    except ParseError as exc:
+        result.fatal = str(exc)
+        return result
+    result.instruments, result.skipped = map_listed(VENUE, instruments, request.symbols)
+    window = ratio_window(request)
+    calls = [client.get(PREMIUM_INDEX)]
+    for symbol, instrument in result.instruments.items():
+        calls.append(client.get(OPEN_INTEREST, {"symbol": instrument}, symbol=symbol))
+        for endpoint, _metric in RATIO_ENDPOINTS:
+            params = {"symbol": instrument, "period": request.ls_period, **window}
+            calls.append(client.get(endpoint, params, symbol=symbol))
+    result.results.extend(await gather_per_symbol(calls))
+    return result
