@@ -27,11 +27,10 @@ from types import ModuleType
 from typing import Any
 
 from positioning.http import FetchResult, RetryPolicy, VenueClient
+from positioning.params import LS_PERIODS  # noqa: F401  (re-exported for venue modules)
 from positioning.raw import RawLander, interval_stamp, safe_component
 from positioning.rows import Instrument
 
-# lsPeriod values the product accepts (the seed product's list), in Binance's spelling.
-LS_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "1d")
 PERIOD_MS = {
     "5m": 300_000,
     "15m": 900_000,

@@ -157,6 +157,7 @@ class FetchResult:
     raw_paths: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
     statuses: list[int | None] = field(default_factory=list)
+    retryable: bool = False  # whether the last failure is one that a later run could get past
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able record for manifests and the ops tables."""
@@ -168,6 +169,7 @@ class FetchResult:
             "status": self.status,
             "error": self.error,
             "attempts": self.attempts,
+            "retryable": self.retryable,
             "statuses": self.statuses,
             "duration_ms": round(self.duration_ms, 1),
             "raw_paths": self.raw_paths,
@@ -332,7 +334,7 @@ class VenueClient:
             if verdict.ok:
                 result.ok, result.payload, result.error = True, verdict.payload, None
                 break
-            result.error = verdict.reason
+            result.error, result.retryable = verdict.reason, verdict.retryable
             if not verdict.retryable or attempt == self.retry.max_attempts:
                 break
             delay = self._backoff(attempt)

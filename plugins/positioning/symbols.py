@@ -30,7 +30,7 @@ def normalise_symbols(symbols: Iterable[object] | None, *, max_count: int = MAX_
     if symbols is None:
         return list(default_symbols())
     if isinstance(symbols, str):
-        raise SymbolError("symbols must be a list of base symbols such as [\"BTC\", \"ETH\"], not a string")
+        raise SymbolError('symbols must be a list of base symbols such as ["BTC", "ETH"], not a string')
     result: list[str] = []
     seen: set[str] = set()
     for position, raw in enumerate(symbols):

@@ -1,0 +1,40 @@
+# positioning: `make demo` runs the pipeline once offline; `make test` sets up and runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint format bench airflow-pools clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# The venv's `airflow` gets the project's defaults (DAGs folder, metadata DB on first `dags test`).
+	@printf '#!%s\nimport sys\nfrom positioning.airflow_entry import main\nsys.exit(main())\n' "$(abspath $(BIN))/python" > $(BIN)/airflow
+	@chmod +x $(BIN)/airflow
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/positioning demo
+
+test: $(STAMP)
+	$(BIN)/ruff check dags plugins tests bench
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check dags plugins tests bench
+	$(BIN)/ruff format --check dags plugins tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format dags plugins tests bench
+	$(BIN)/ruff check --fix dags plugins tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/extract_snapshot.py
+
+clean:
+	rm -rf .airflow data .pytest_cache
