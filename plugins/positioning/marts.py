@@ -22,7 +22,6 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import polars as pl
 
 from positioning.config import sql_dir
 from positioning.raw import interval_stamp
@@ -138,7 +137,7 @@ def _replace_atomically(target: Path, write: Callable[[Path], None]) -> None:
 
 def export_snapshot(con: duckdb.DuckDBPyConnection, ts: datetime, sort_by: str, exports: Path) -> dict[str, str]:
     """Write one interval's snapshot, sorted by ``sort_by``, as JSON and Parquet under ``exports/snapshots``."""
-    frame = pl.from_arrow(con.execute(snapshot_query(sort_by), [_naive_utc(ts)]).to_arrow_table())
+    frame = con.sql(snapshot_query(sort_by), params=[_naive_utc(ts)]).pl()
     directory = exports / "snapshots"
     stem = f"symbol_snapshot_{interval_stamp(ts)}"
     json_path, parquet_path = directory / f"{stem}.json", directory / f"{stem}.parquet"

@@ -12,6 +12,7 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import polars as pl
@@ -53,6 +54,13 @@ class ParsedRows:
 
 
 def _received_ms(meta: dict[str, Any]) -> int:
+    """When the venue answered: its HTTP ``Date`` header (the venue's clock), else our receive time."""
+    date = meta.get("headers", {}).get("date")
+    if date:
+        try:
+            return int(parsedate_to_datetime(date).timestamp() * 1000)
+        except (TypeError, ValueError):
+            pass
     return int(datetime.fromisoformat(meta["received_at"]).timestamp() * 1000)
 
 

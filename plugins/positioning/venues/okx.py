@@ -1,0 +1,352 @@
+"""OKX v5 USDT-margined swaps: endpoints, limits, error envelope, request plan and pure parsers (venues.md §2).
+
+Wire format: ``{"code": "0", "msg": "", "data": [...]}``; ``code`` is a string and every value inside ``data``
+is a string, timestamps included. Errors arrive in the same envelope, sometimes with HTTP 200 (``51001`` unknown
+instrument) and sometimes with HTTP 429 and no ``data`` (``{"msg": "Too Many Requests", "code": "50011"}``).
+
+The public batch endpoints (instruments, open-interest, mark-price, funding-rate with ``instId=ANY``) return every
+swap: USD- (inverse) and USDC-margined ones too. Parsers keep only the USDT-margined linear swaps
+(``-USDT-SWAP``), so raw files keep everything and the rows keep what the project tracks.
+
+The long/short ratio and the coin-level OI history come from the rubik currency statistics (``ccy=BTC``: all
+traders, FUTURES and SWAP of that coin combined); their rows are arrays (``[ts, ratio]``), not objects, and
+carry no coin, so those parsers take the coin and period from the request ``params``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from positioning.extract import PERIOD_MS, ExtractRequest, VenueExtract, gather_per_symbol, map_listed
+from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient
+from positioning.rows import (
+    FundingRate,
+    Instrument,
+    LongShortRatio,
+    MarkPrice,
+    OpenInterest,
+    OpenInterestHistory,
+    ParseError,
+    field,
+    number,
+    optional_number,
+    timestamp_ms,
+)
+
+VENUE = "okx"
+
+# OKX documents a separate limit per endpoint ("The rate limit is different for each endpoint"), so every
+# endpoint is its own group. The two rubik ccy endpoints are assumed to have separate buckets (§2.7: unconfirmed).
+LIMITS = {
+    "instruments": RateLimit(20, 2.0, "§2.1 20 req / 2 s, IP + instrument type"),
+    "open-interest": RateLimit(20, 2.0, "§2.2 20 req / 2 s, IP + instrument ID"),
+    "mark-price": RateLimit(10, 2.0, "§2.3 10 req / 2 s, IP + instrument ID"),
+    "funding-rate": RateLimit(10, 2.0, "§2.4 10 req / 2 s, IP + instrument ID (Nov-2025 page)"),
+    "long-short-account-ratio": RateLimit(5, 2.0, "§2.5 rubik ccy statistics 5 req / 2 s, IP"),
+    "open-interest-volume": RateLimit(5, 2.0, "§2.5 rubik ccy statistics 5 req / 2 s, IP"),
+}
+
+INSTRUMENTS = Endpoint("instruments", "/api/v5/public/instruments", {"instruments": 1})
+OPEN_INTEREST = Endpoint("open-interest", "/api/v5/public/open-interest", {"open-interest": 1})
+MARK_PRICE = Endpoint("mark-price", "/api/v5/public/mark-price", {"mark-price": 1})
+FUNDING_RATE = Endpoint("funding-rate", "/api/v5/public/funding-rate", {"funding-rate": 1})
+LONG_SHORT_ACCOUNT_RATIO = Endpoint(
+    "long-short-account-ratio",
+    "/api/v5/rubik/stat/contracts/long-short-account-ratio",
+    {"long-short-account-ratio": 1},
+)
+OPEN_INTEREST_VOLUME = Endpoint(
+    "open-interest-volume", "/api/v5/rubik/stat/contracts/open-interest-volume", {"open-interest-volume": 1}
+)
+
+SWAP = {"instType": "SWAP"}
+USDT_SWAP_SUFFIX = "-USDT-SWAP"
+
+SUCCESS_CODE = "0"
+# code -> is it a rate limit (pauses the whole venue). Everything else (51001 unknown instrument, 51000 parameter
+# error, 50014 missing parameter...) is a request we would only repeat wrongly.
+RETRYABLE_CODES = {"50011": True, "50013": True, "50001": False}
+
+# The rubik currency endpoints accept only these periods, spelled exactly so ("1h" -> 51000 Parameter period error).
+RUBIK_PERIOD_MS = {"5m": 300_000, "1H": 3_600_000, "1D": 86_400_000}
+OI_CHANGE_PERIOD = "1H"
+OI_CHANGE_LOOKBACK_MS = 25 * 3_600_000  # 24 h back plus one bucket, so the bucket 24 h before the end exists
+
+
+def envelope_error(payload: Any) -> EnvelopeError | None:
+    """OKX errors: ``{"code": "<non-zero>", "msg": "..."}`` with HTTP 200, 4xx or 429."""
+    if not isinstance(payload, dict) or "code" not in payload:
+        return None
+    code = str(payload.get("code"))
+    if code == SUCCESS_CODE:
+        return None
+    return EnvelopeError(
+        code,
+        str(payload.get("msg", "")),
+        retryable=code in RETRYABLE_CODES,
+        rate_limited=RETRYABLE_CODES.get(code, False),
+    )
+
+
+def rubik_period(ls_period: str) -> str:
+    """The rubik currency period (``5m``, ``1H``, ``1D``) for a product lsPeriod (``5m``..``1d``).
+
+    The largest supported period not longer than the requested one: 5m/15m/30m -> 5m, 1h/2h/4h -> 1H,
+    1d -> 1D. A ratio bucket is a reading at the bucket's time (not a sum over it), so a finer bucket is just a
+    fresher reading; a coarser one could be up to a day older than the period the user asked for.
+    """
+    if ls_period not in PERIOD_MS:
+        raise ValueError(f"unknown lsPeriod {ls_period!r}; expected one of {', '.join(PERIOD_MS)}")
+    requested_ms = PERIOD_MS[ls_period]
+    fitting = [name for name, ms in RUBIK_PERIOD_MS.items() if ms <= requested_ms]
+    return max(fitting, key=RUBIK_PERIOD_MS.__getitem__)
+
+
+# ----------------------------------------------------------------------------------------------- parsers
+
+
+def _data(payload: Any, endpoint: str) -> list[Any]:
+    """The ``data`` list of a success envelope; an error envelope or another shape is a ParseError."""
+    code = field(payload, "code", VENUE, endpoint)
+    if str(code) != SUCCESS_CODE:
+        raise ParseError(VENUE, endpoint, f"error envelope code {code!r}: {payload.get('msg', '')!r}", field="code")
+    data = field(payload, "data", VENUE, endpoint)
+    if not isinstance(data, list):
+        raise ParseError(VENUE, endpoint, f"expected a list, got {type(data).__name__}", field="data")
+    return data
+
+
+def _text(obj: Any, name: str, endpoint: str) -> str:
+    """A required non-empty string field."""
+    value = field(obj, name, VENUE, endpoint)
+    if value is None or value == "":
+        raise ParseError(VENUE, endpoint, "required value is empty", field=name)
+    return str(value)
+
+
+def _is_usdt_swap(instrument_id: str) -> bool:
+    return instrument_id.endswith(USDT_SWAP_SUFFIX)
+
+
+def _base_symbol(entry: dict, instrument_id: str) -> str:
+    """``BTC`` from instFamily/uly ``BTC-USDT``, else from instId ``BTC-USDT-SWAP``."""
+    family = entry.get("instFamily") or entry.get("uly") or instrument_id
+    return str(family).split("-", 1)[0].upper()
+
+
+def _param(params: Mapping[str, Any] | None, name: str, endpoint: str) -> str:
+    value = (params or {}).get(name)
+    if value is None or value == "":
+        raise ParseError(VENUE, endpoint, "the request parameter is needed to parse this payload", field=name)
+    return str(value)
+
+
+def _array_rows(payload: Any, endpoint: str, width: int, columns: str) -> list[list[Any]]:
+    """Rubik rows are arrays; each must have at least ``width`` columns (extra columns are ignored)."""
+    rows = _data(payload, endpoint)
+    for position, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) < width:
+            raise ParseError(
+                VENUE, endpoint, f"row {position} should be an array [{columns}], got {str(row)[:60]!r}", field="data"
+            )
+    return rows
+
+
+def parse_instruments(payload: Any, params: Mapping[str, Any] | None = None) -> list[Instrument]:
+    """USDT-margined linear swaps (settleCcy USDT, ctType linear, instId ``*-USDT-SWAP``), live or not.
+
+    ``contract_value`` is ``ctVal`` (base coins per contract; it differs per coin, so it is always read).
+    ``tradable`` is ``state == "live"`` (suspend, preopen and test are listed but not trading).
+    """
+    endpoint = INSTRUMENTS.name
+    result = []
+    for entry in _data(payload, endpoint):
+        instrument_id = _text(entry, "instId", endpoint)
+        if not _is_usdt_swap(instrument_id):
+            continue
+        settle, kind = field(entry, "settleCcy", VENUE, endpoint), field(entry, "ctType", VENUE, endpoint)
+        if settle != "USDT" or kind != "linear":
+            continue
+        state = _text(entry, "state", endpoint)
+        result.append(
+            Instrument(
+                venue=VENUE,
+                symbol=_base_symbol(entry, instrument_id),
+                instrument=instrument_id,
+                contract_value=number(field(entry, "ctVal", VENUE, endpoint), VENUE, endpoint, "ctVal"),
+                quote="USDT",
+                status=state,
+                tradable=state == "live",
+            )
+        )
+    return result
+
+
+def parse_open_interest(payload: Any, params: Mapping[str, Any] | None = None) -> list[OpenInterest]:
+    """Current OI of every USDT swap: contracts (``oi``), coins (``oiCcy``) and USD (``oiUsd``, absent in older
+    API versions -> None)."""
+    endpoint = OPEN_INTEREST.name
+    result = []
+    for row in _data(payload, endpoint):
+        instrument_id = _text(row, "instId", endpoint)
+        if not _is_usdt_swap(instrument_id):
+            continue
+        result.append(
+            OpenInterest(
+                venue=VENUE,
+                instrument=instrument_id,
+                ts_ms=timestamp_ms(field(row, "ts", VENUE, endpoint), VENUE, endpoint, "ts"),
+                contracts=number(field(row, "oi", VENUE, endpoint), VENUE, endpoint, "oi"),
+                coins=optional_number(row, "oiCcy", VENUE, endpoint),
+                usd=optional_number(row, "oiUsd", VENUE, endpoint),
+            )
+        )
+    return result
+
+
+def parse_mark_price(payload: Any, params: Mapping[str, Any] | None = None) -> list[MarkPrice]:
+    endpoint = MARK_PRICE.name
+    return [
+        MarkPrice(
+            venue=VENUE,
+            instrument=_text(row, "instId", endpoint),
+            ts_ms=timestamp_ms(field(row, "ts", VENUE, endpoint), VENUE, endpoint, "ts"),
+            mark_price=number(field(row, "markPx", VENUE, endpoint), VENUE, endpoint, "markPx", required=False),
+        )
+        for row in _data(payload, endpoint)
+        if _is_usdt_swap(_text(row, "instId", endpoint))
+    ]
+
+
+def parse_funding_rate(payload: Any, params: Mapping[str, Any] | None = None) -> list[FundingRate]:
+    """Current funding rate (decimal per interval) and the next funding time of every USDT swap.
+
+    A row whose ``fundingRate`` is empty (no current rate, e.g. a pre-market swap) yields no row; a row without
+    the key at all is a ParseError.
+    """
+    endpoint = FUNDING_RATE.name
+    result = []
+    for row in _data(payload, endpoint):
+        instrument_id = _text(row, "instId", endpoint)
+        if not _is_usdt_swap(instrument_id):
+            continue
+        rate = number(field(row, "fundingRate", VENUE, endpoint), VENUE, endpoint, "fundingRate", required=False)
+        if rate is None:
+            continue
+        next_funding = row.get("nextFundingTime")
+        result.append(
+            FundingRate(
+                venue=VENUE,
+                instrument=instrument_id,
+                ts_ms=timestamp_ms(field(row, "ts", VENUE, endpoint), VENUE, endpoint, "ts"),
+                funding_rate=rate,
+                next_funding_ms=(
+                    None
+                    if next_funding in (None, "")
+                    else timestamp_ms(next_funding, VENUE, endpoint, "nextFundingTime")
+                ),
+            )
+        )
+    return result
+
+
+def parse_long_short_account_ratio(payload: Any, params: Mapping[str, Any] | None = None) -> list[LongShortRatio]:
+    """Rows ``[ts, ratio]`` for the coin in ``params["ccy"]``, oldest first (OKX may send them newest first)."""
+    endpoint = LONG_SHORT_ACCOUNT_RATIO.name
+    coin = _param(params, "ccy", endpoint).upper()
+    period = str((params or {}).get("period") or "5m")  # 5m is the endpoint's default
+    rows = [
+        LongShortRatio(
+            venue=VENUE,
+            key=coin,
+            metric="ls_account",
+            period=period,
+            ts_ms=timestamp_ms(row[0], VENUE, endpoint, "data[][0] ts"),
+            ratio=number(row[1], VENUE, endpoint, "data[][1] ratio"),
+        )
+        for row in _array_rows(payload, endpoint, 2, "ts, ratio")
+    ]
+    return sorted(rows, key=lambda row: row.ts_ms)
+
+
+def parse_open_interest_volume(payload: Any, params: Mapping[str, Any] | None = None) -> list[OpenInterestHistory]:
+    """Rows ``[ts, oi_usd, volume_usd]`` for the coin in ``params["ccy"]`` (all its contracts), oldest first."""
+    endpoint = OPEN_INTEREST_VOLUME.name
+    coin = _param(params, "ccy", endpoint).upper()
+    period = str((params or {}).get("period") or "5m")
+    rows = [
+        OpenInterestHistory(
+            venue=VENUE,
+            key=coin,
+            period=period,
+            ts_ms=timestamp_ms(row[0], VENUE, endpoint, "data[][0] ts"),
+            coins=None,
+            usd=number(row[1], VENUE, endpoint, "data[][1] oi_usd"),
+        )
+        for row in _array_rows(payload, endpoint, 2, "ts, oi_usd, volume_usd")
+    ]
+    return sorted(rows, key=lambda row: row.ts_ms)
+
+
+PARSERS = {
+    INSTRUMENTS.name: parse_instruments,
+    OPEN_INTEREST.name: parse_open_interest,
+    MARK_PRICE.name: parse_mark_price,
+    FUNDING_RATE.name: parse_funding_rate,
+    LONG_SHORT_ACCOUNT_RATIO.name: parse_long_short_account_ratio,
+    OPEN_INTEREST_VOLUME.name: parse_open_interest_volume,
+}
+
+
+# ---------------------------------------------------------------------------------------------- requests
+
+
+def ratio_params(symbol: str, request: ExtractRequest) -> dict[str, Any]:
+    """The rubik ratio window: the interval plus one bucket before it, so the latest bucket at or before the
+    interval end is inside."""
+    period = rubik_period(request.ls_period)
+    return {
+        "ccy": symbol,
+        "period": period,
+        "begin": request.interval_start_ms - RUBIK_PERIOD_MS[period],
+        "end": request.interval_end_ms,
+    }
+
+
+def oi_change_params(symbol: str, request: ExtractRequest) -> dict[str, Any]:
+    """Hourly coin OI (USD) over the last 25 h: enough for the 24 h change at the interval end."""
+    return {
+        "ccy": symbol,
+        "period": OI_CHANGE_PERIOD,
+        "begin": request.interval_end_ms - OI_CHANGE_LOOKBACK_MS,
+        "end": request.interval_end_ms,
+    }
+
+
+async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
+    """instruments, then open-interest, mark-price and funding-rate (all swaps, one call each), and per listed
+    coin the rubik long/short account ratio (plus, if asked, the hourly coin OI for the 24 h change)."""
+    result = VenueExtract(VENUE)
+    listing = await client.get(INSTRUMENTS, SWAP)
+    result.results.append(listing)
+    if not listing.ok:
+        result.fatal = f"{VENUE} instruments failed: {listing.error}"
+        return result
+    try:
+        instruments = parse_instruments(listing.payload)
+    except ParseError as exc:
+        result.fatal = str(exc)
+        return result
+    result.instruments, result.skipped = map_listed(VENUE, instruments, request.symbols)
+    calls = [
+        client.get(OPEN_INTEREST, SWAP),
+        client.get(MARK_PRICE, SWAP),
+        client.get(FUNDING_RATE, {"instId": "ANY"}),  # all swaps in one call (§2.4, newer docs)
+    ]
+    for symbol in result.instruments:
+        calls.append(client.get(LONG_SHORT_ACCOUNT_RATIO, ratio_params(symbol, request), symbol=symbol))
+        if request.include_oi_change_24h:
+            calls.append(client.get(OPEN_INTEREST_VOLUME, oi_change_params(symbol, request), symbol=symbol))
+    result.results.extend(await gather_per_symbol(calls))
+    return result

@@ -1,0 +1,65 @@
+"""Test-session setup: a private Airflow home (SQLite metadata DB), the DAG folder, and the venue simulator.
+
+Airflow reads its configuration at import, so the environment is set here, before any test imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="positioning-test-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+        "POSITIONING_EXTRACT_RETRIES": "0",
+        "POSITIONING_HTTP_TIMEOUT": "5",
+    }
+)
+
+# A fixed, complete hourly interval; the simulator's clock is frozen 90 s after its end.
+INTERVAL_END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+SIM_NOW_MS = int(INTERVAL_END.timestamp() * 1000) + 90_000
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    from airflow.utils import db
+
+    db.initdb()
+
+
+@pytest.fixture(scope="session")
+def positioning_dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag("positioning")
+
+
+@pytest.fixture
+def sim(monkeypatch) -> Iterator:
+    """The venue simulator on 127.0.0.1 with a frozen clock, wired into the five connections."""
+    from positioning.sim import VenueSimulator
+
+    with VenueSimulator(host="127.0.0.1", port=0, seed=7, now_ms=SIM_NOW_MS) as simulator:
+        for venue in ("BINANCE", "OKX", "BITGET", "STRIKE"):
+            monkeypatch.setenv(f"AIRFLOW_CONN_POSITIONING_{venue}", simulator.base_url)
+        yield simulator
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "data"
+    monkeypatch.setenv("POSITIONING_DATA_DIR", str(path))
+    return path
