@@ -407,6 +407,7 @@ class VenueClient:
                 "endpoint": endpoint.name,
                 "method": "GET",
                 "url": url,
+                "path": path,
                 "params": query,
                 "symbol": symbol,
                 "status": status,

@@ -354,6 +354,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # The stdlib default backlog of 5 drops SYNs when four venue clients open ~30 connections at once; the
+    # client then sees a 1 s connect timeout that no real venue would cause.
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], handler: type, sim: VenueSimulator):
         self.sim = sim
