@@ -1,0 +1,188 @@
+"""Benchmark: a full snapshot of N symbols across all four venues against the simulator with realistic latency.
+
+Prints, for our extraction and for a naive baseline run in the same invocation against the same simulator:
+requests made vs the minimum the venues' batch endpoints allow, 429s received, and wall time vs the rate-limit
+floor (the time the tightest documented limit forces on that many requests).
+
+    .venv/bin/python bench/extract_snapshot.py [--symbols 50] [--latency 0.08]
+
+The naive baseline is what a hand-written scraper does: for every symbol, every endpoint one after another
+(no batch endpoints, no limiter), sleeping out a 429's Retry-After before retrying.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from positioning import VENUES
+from positioning.extract import ExtractRequest, extract_venue, venue_module
+from positioning.http import RetryPolicy
+from positioning.sim import VenueSimulator
+from positioning.sim.state import SYMBOLS
+from positioning.symbols import default_symbols
+from tabulate import tabulate
+
+
+def universe(count: int) -> tuple[str, ...]:
+    extra = [s for s in SYMBOLS if s not in default_symbols()]
+    return (tuple(default_symbols()) + tuple(extra))[:count]
+
+
+def minimum_requests(sim: VenueSimulator, symbols: tuple[str, ...]) -> dict[str, int]:
+    listed = {venue: len(set(symbols) & set(sim.state.listed(venue))) for venue in VENUES}
+    return {
+        "binance": 2 + 4 * listed["binance"],  # exchangeInfo + premiumIndex (all); OI + 3 ratios per symbol
+        "okx": 4 + listed["okx"],  # instruments, open-interest, mark-price, funding-rate (all); 1 ratio each
+        "bitget": 2 + listed["bitget"],  # contracts + tickers (all); account-long-short per symbol
+        "strike": 1,  # /markets carries every market
+    }
+
+
+def rate_limit_floor(sim: VenueSimulator, symbols: tuple[str, ...]) -> tuple[float, str]:
+    """Seconds the tightest documented limit forces: n requests through a bucket of c per w s need
+    (ceil(n / c) - 1) x w seconds from the first to the last."""
+    listed = {venue: len(set(symbols) & set(sim.state.listed(venue))) for venue in VENUES}
+    per_group = {
+        ("binance", "futures_data"): 3 * listed["binance"],
+        ("binance", "weight"): 10 + 1 + listed["binance"],
+        ("okx", "long-short-account-ratio"): listed["okx"],
+        ("bitget", "account-long-short"): listed["bitget"],
+        ("strike", "public"): 1,
+    }
+    floors = {}
+    for (venue, group), count in per_group.items():
+        limit = venue_module(venue).LIMITS[group]
+        floors[f"{venue} {group} ({limit.requests}/{limit.seconds:g}s, {count} requests)"] = (
+            max(0, math.ceil(count / limit.requests) - 1) * limit.seconds
+        )
+    tightest = max(floors, key=floors.get)
+    return floors[tightest], tightest
+
+
+def run_ours(sim: VenueSimulator, symbols: tuple[str, ...], end: datetime) -> float:
+    request = ExtractRequest(symbols=symbols, ls_period="1h", interval_start=end - timedelta(hours=1), interval_end=end)
+
+    async def main():
+        with tempfile.TemporaryDirectory() as data:
+            await asyncio.gather(
+                *(
+                    extract_venue(
+                        venue, sim.base_url, request, data_dir=Path(data), run_id="bench", retry=RetryPolicy(seed=1)
+                    )
+                    for venue in VENUES
+                )
+            )
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    return time.perf_counter() - started
+
+
+def naive_calls(symbol: str) -> list[tuple[str, dict]]:
+    """Every endpoint per symbol, as a scraper without batch endpoints would call them."""
+    end = {"period": "1h", "limit": 2}
+    return [
+        ("/fapi/v1/premiumIndex", {"symbol": f"{symbol}USDT"}),
+        ("/fapi/v1/openInterest", {"symbol": f"{symbol}USDT"}),
+        ("/futures/data/topLongShortPositionRatio", {"symbol": f"{symbol}USDT", **end}),
+        ("/futures/data/topLongShortAccountRatio", {"symbol": f"{symbol}USDT", **end}),
+        ("/futures/data/globalLongShortAccountRatio", {"symbol": f"{symbol}USDT", **end}),
+        ("/api/v5/public/open-interest", {"instType": "SWAP", "instId": f"{symbol}-USDT-SWAP"}),
+        ("/api/v5/public/mark-price", {"instType": "SWAP", "instId": f"{symbol}-USDT-SWAP"}),
+        ("/api/v5/public/funding-rate", {"instId": f"{symbol}-USDT-SWAP"}),
+        ("/api/v5/rubik/stat/contracts/long-short-account-ratio", {"ccy": symbol, "period": "1H"}),
+        ("/api/v2/mix/market/open-interest", {"symbol": f"{symbol}USDT", "productType": "USDT-FUTURES"}),
+        ("/api/v2/mix/market/tickers", {"productType": "USDT-FUTURES"}),  # for this symbol's mark price
+        ("/api/v2/mix/market/account-long-short", {"symbol": f"{symbol}USDT", "period": "1h"}),
+        (f"/market/{symbol}-USD", {}),
+    ]
+
+
+def run_naive(sim: VenueSimulator, symbols: tuple[str, ...]) -> float:
+    started = time.perf_counter()
+    with httpx.Client(base_url=sim.base_url, timeout=30) as client:
+        for symbol in symbols:
+            for path, params in naive_calls(symbol):
+                for _ in range(5):
+                    response = client.get(path, params=params)
+                    if response.status_code not in (418, 429):
+                        break
+                    time.sleep(float(response.headers.get("retry-after", "1")))
+    return time.perf_counter() - started
+
+
+def measure(kind: str, count: int, latency: float) -> dict:
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    with VenueSimulator(port=0, seed=7, latency=latency) as sim:
+        symbols = universe(count)
+        wall = run_ours(sim, symbols, end) if kind == "ours" else run_naive(sim, symbols)
+        statuses = [r["status"] for r in sim.requests]
+        floor, tightest = rate_limit_floor(sim, symbols)
+        return {
+            "run": kind,
+            "symbols": count,
+            "requests": len(statuses),
+            "minimum": sum(minimum_requests(sim, symbols).values()),
+            "429s": statuses.count(429) + statuses.count(418),
+            "wall_s": wall,
+            "floor_s": floor,
+            "tightest": tightest,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--symbols", type=int, nargs="+", default=[50])
+    parser.add_argument("--latency", type=float, default=0.08, help="seconds the simulator adds per response")
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    rows = []
+    for count in args.symbols:
+        ours = measure("ours", count, args.latency)
+        rows.append(ours)
+        if not args.skip_naive:
+            rows.append(measure("naive", count, args.latency))
+    table = [
+        [
+            r["run"],
+            r["symbols"],
+            r["requests"],
+            r["minimum"],
+            f"{r['requests'] / r['minimum']:.2f}",
+            r["429s"],
+            f"{r['wall_s']:.1f}",
+            f"{r['floor_s']:.1f}",
+            f"{r['wall_s'] / r['floor_s']:.2f}" if r["floor_s"] else "-",
+        ]
+        for r in rows
+    ]
+    print(f"extract snapshot, all four venues, simulator latency {args.latency * 1000:.0f} ms per request")
+    print(
+        tabulate(
+            table,
+            headers=["run", "symbols", "requests", "minimum", "req/min", "429s", "wall s", "floor s", "wall/floor"],
+        )
+    )
+    print(f"floor = the tightest documented limit: {rows[0]['tightest']}")
+    if not args.skip_naive:
+        for ours, naive in zip(rows[::2], rows[1::2], strict=True):
+            print(
+                f"{ours['symbols']} symbols: naive/ours wall = {naive['wall_s'] / ours['wall_s']:.2f}x, "
+                f"requests = {naive['requests'] / ours['requests']:.2f}x"
+            )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
