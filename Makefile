@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint format bench airflow-pools clean
+.PHONY: venv demo test lint format bench airflow airflow-live clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format dags plugins tests bench
 	$(BIN)/ruff check --fix dags plugins tests bench
+
+# Airflow UI on http://127.0.0.1:8080 with the venue simulator (airflow-live: the public venue APIs).
+airflow: $(STAMP)
+	$(BIN)/positioning airflow --sim
+
+airflow-live: $(STAMP)
+	$(BIN)/positioning airflow
 
 bench: $(STAMP)
 	$(BIN)/python bench/extract_snapshot.py

@@ -8,6 +8,7 @@ positioning top --sort oi_desc --limit 20          print the latest snapshot fro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -88,12 +89,15 @@ def _free_port() -> int:
 
 
 def demo_environment(sim_url: str, airflow_home: Path) -> dict[str, str]:
+    """The environment for Airflow subprocesses: project-local home, this repo's DAGs, venues at ``sim_url``."""
     env = dict(os.environ)
     env.update(
         {
             "AIRFLOW_HOME": str(airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # Airflow's standalone mode starts its components as `airflow ...` from PATH: the venv's.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             **{f"AIRFLOW_CONN_POSITIONING_{venue.upper()}": sim_url for venue in VENUES},
         }
     )
@@ -142,6 +146,97 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+POOLS = {
+    **{
+        f"positioning_{venue}": (1, f"{venue} extract tasks: one at a time so the venue's rate limits hold across runs")
+        for venue in VENUES
+    },
+    "positioning_warehouse": (1, "the single DuckDB writer (load, marts): DuckDB allows one writing process"),
+}
+
+
+def ensure_pools(airflow: str, env: dict[str, str]) -> None:
+    for name, (slots, description) in POOLS.items():
+        subprocess.run(
+            [airflow, "pools", "set", name, str(slots), description], env=env, check=True, stdout=subprocess.DEVNULL
+        )
+
+
+def _stop_on_signal(*_: object) -> None:
+    raise KeyboardInterrupt  # TERM stops `positioning airflow` the way Ctrl-C does
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    """Airflow (api-server, scheduler, dag-processor, triggerer) for this project; Ctrl-C or TERM stops it."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    airflow_home = Path(args.airflow_home).resolve()
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    sim = None
+    if args.sim:
+        from positioning.sim import VenueSimulator
+
+        sim = VenueSimulator(host="127.0.0.1", port=args.sim_port, seed=args.seed).start()
+        env = demo_environment(sim.base_url, airflow_home)
+        print(f"[airflow] venue simulator on {sim.base_url}; the positioning_* connections point at it")
+    else:
+        env = demo_environment("", airflow_home)
+        for venue in VENUES:  # live venues: the public URLs unless the user configured connections
+            env.pop(f"AIRFLOW_CONN_POSITIONING_{venue.upper()}", None)
+            if os.environ.get(f"AIRFLOW_CONN_POSITIONING_{venue.upper()}"):
+                env[f"AIRFLOW_CONN_POSITIONING_{venue.upper()}"] = os.environ[
+                    f"AIRFLOW_CONN_POSITIONING_{venue.upper()}"
+                ]
+    env.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
+    env.setdefault("AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL", "5")
+    env.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
+    env.setdefault("AIRFLOW__API__PORT", str(args.port))
+    # Task processes report to the API server's execution API, which moved with the port.
+    env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://localhost:{args.port}/execution/")
+    if args.no_login:
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    ensure_pools(airflow, env)
+    print(f"[airflow] http://127.0.0.1:{args.port}  (Airflow home {airflow_home})")
+    if not args.no_login:
+        print(f"[airflow] login: admin / the password in {airflow_home}/simple_auth_manager_passwords.json.generated")
+    print("[airflow] Ctrl-C stops everything", flush=True)
+    # Four components, each in its own process group, stopped together: `airflow standalone` orphans its
+    # scheduler when it is signalled (airflow-notes.md), so it is not used here.
+    components = [["api-server", "--port", str(args.port)], ["scheduler"], ["dag-processor"], ["triggerer"]]
+    processes = [subprocess.Popen([airflow, *component], env=env, start_new_session=True) for component in components]
+    try:
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+        failed = next(process for process in processes if process.poll() is not None)
+        print(f"[airflow] {' '.join(failed.args[1:2])} exited with {failed.returncode}; stopping", file=sys.stderr)
+        return failed.returncode or 1
+    except KeyboardInterrupt:
+        print("[airflow] stopping", flush=True)
+        return 0
+    finally:
+        stop_process_groups(processes)
+        if sim is not None:
+            sim.stop()
+
+
+def stop_process_groups(processes: list[subprocess.Popen], grace: float = 20.0) -> None:
+    """TERM every component's process group, wait, then KILL what is left: nothing is orphaned."""
+    import signal
+
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="positioning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -161,6 +256,18 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--symbols", nargs="*", help="base symbols (default: the bundled top 50)")
     demo.set_defaults(handler=cmd_demo)
+
+    airflow = commands.add_parser(
+        "airflow",
+        help="start Airflow (api-server, scheduler, dag-processor, triggerer) with the DAG, pools and connections",
+    )
+    airflow.add_argument("--sim", action="store_true", help="serve the venue simulator and point the venues at it")
+    airflow.add_argument("--sim-port", type=int, default=8900)
+    airflow.add_argument("--seed", type=int, default=7)
+    airflow.add_argument("--port", type=int, default=8080)
+    airflow.add_argument("--airflow-home", default=str(REPO_ROOT / ".airflow"))
+    airflow.add_argument("--no-login", action="store_true", help="development only: every user is an admin")
+    airflow.set_defaults(handler=cmd_airflow)
 
     top = commands.add_parser("top", help="print the latest snapshot from the warehouse")
     top.add_argument("--sort", choices=SORT_KEYS, default="oi_desc")
