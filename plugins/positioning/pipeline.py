@@ -143,24 +143,46 @@ def load(interval_end: datetime, run_id: str, *, data: Path | None = None) -> di
 
 
 def build_marts(interval_end: datetime, sort_by: str, *, data: Path | None = None) -> dict[str, Any]:
+    """Refresh the SQL models for this interval (and the later intervals whose windows contain it), then export:
+    the interval's snapshot in ``sort_by`` order, and every ``marts.*`` table to ``exports/marts/*.parquet``."""
+    import time
+
     from positioning import warehouse
     from positioning.config import data_dir
-    from positioning.marts import export_snapshot, refresh
+    from positioning.marts import export_marts, export_snapshot, refresh
 
     data = data or data_dir()
     with warehouse.writer(data / "warehouse.duckdb", log=log.info) as con:
+        started = time.monotonic()
         con.execute("BEGIN TRANSACTION")
         written = refresh(con, [interval_end], log=log.info)
         con.execute("COMMIT")
+        refreshed = time.monotonic()
         exported = export_snapshot(con, interval_end, sort_by, data / "exports")
+        mart_exports = export_marts(con, data / "exports")
         top = con.execute(
             "SELECT symbol, total_oi_usd, avg_ls_ratio, skew_label FROM marts.symbol_snapshot WHERE ts = ? "
             "ORDER BY total_oi_usd DESC NULLS LAST LIMIT 5",
             [interval_end.astimezone(UTC).replace(tzinfo=None)],
         ).fetchall()
-    log.info("marts: %s; snapshot exported to %s", written, exported["parquet"])
+        signals = con.execute(
+            "SELECT symbol, top_signal, top_score FROM marts.positioning_signals WHERE ts = ? AND signal_count > 0 "
+            "ORDER BY top_score DESC, symbol LIMIT 5",
+            [interval_end.astimezone(UTC).replace(tzinfo=None)],
+        ).fetchall()
+    log.info(
+        "marts: %s in %.2f s; exports in %.2f s: snapshot %s, %d marts under %s",
+        written,
+        refreshed - started,
+        time.monotonic() - refreshed,
+        exported["parquet"],
+        len(mart_exports),
+        data / "exports" / "marts",
+    )
     for symbol, oi, ratio, label in top:
         log.info(
             "  %-8s OI %s  L/S %s  %s", symbol, f"{oi:,.0f}" if oi else "-", f"{ratio:.3f}" if ratio else "-", label
         )
-    return {"written": written, "exports": exported}
+    for symbol, signal, score in signals:
+        log.info("  signal %-8s %s (score %.2f)", symbol, signal, score)
+    return {"written": written, "exports": exported, "mart_exports": mart_exports}
