@@ -1,14 +1,22 @@
-"""Load one interval: this run's raw files → staging → publish into the core tables, in one transaction.
+"""Load one interval: write → audit → publish.
 
-Re-running an interval replaces that interval's core rows (delete + insert by ``ts``) and never touches
-other intervals. The ops tables are a log keyed by run: re-loading the same run replaces its ops rows.
+write: this run's raw files are parsed and normalised into staged frames in memory (polars), no DuckDB;
+audit: :func:`positioning.quality.audit` validates them with great-expectations (row checks quarantine rows,
+batch checks block the interval);
+publish: the passing rows, the quarantine and the validation records go into DuckDB in one transaction.
+A blocked interval records only its validation (own transaction), publishes nothing and raises
+:class:`positioning.quality.QualityGateError`.
+
+Re-running an interval replaces that interval's core rows and quarantine (delete + insert by ``ts``) and never
+touches other intervals. The ops and validation tables are a log keyed by run: re-loading the same run replaces
+its rows.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +26,17 @@ import polars as pl
 from positioning.config import data_dir
 from positioning.extract import manifest_path
 from positioning.normalize import ParsedRows, build_facts, instrument_rows, parse_manifest
+from positioning.quality import (
+    GateReport,
+    QualityConfig,
+    QualityGateError,
+    Window,
+    audit,
+    previous_oi,
+    raw_row_frame,
+    record_blocked,
+    write_records,
+)
 
 
 def run_manifests(data: Path, interval_end: datetime, run_id: str) -> list[dict[str, Any]]:
@@ -136,6 +155,7 @@ def stage(manifests: list[dict[str, Any]], interval_end: datetime, run_id: str) 
         "facts": facts,
         "instruments": instrument_rows(parsed).with_columns(seen=pl.lit(loaded_at, pl.Datetime("us"))),
         "parse_errors": parse_errors,
+        "raw_rows": raw_row_frame(parsed.files),  # every parsed row before de-duplication, for the gate
         **_ops_frames(manifests, ts),
     }
 
@@ -149,13 +169,26 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, sel
             con.unregister("_staged")
 
 
-def publish(con: duckdb.DuckDBPyConnection, staged: dict[str, Any], run_id: str) -> dict[str, int]:
-    """Replace the interval's core rows and this run's ops rows, in one transaction."""
+def replace_ops(con: duckdb.DuckDBPyConnection, staged: dict[str, Any], run_id: str) -> None:
+    """This run's extract log (inside the caller's transaction): written whether the interval publishes or not."""
+    for table in ("extract_runs", "extract_failures", "parse_errors"):
+        con.execute(f"DELETE FROM ops.{table} WHERE run_id = ?", [run_id])
+        _insert(con, f"ops.{table}", staged[table])
+    con.execute("DELETE FROM ops.skipped_symbols WHERE ts = ?", [staged["ts"]])
+    _insert(con, "ops.skipped_symbols", staged["skipped_symbols"])
+
+
+def publish(
+    con: duckdb.DuckDBPyConnection, staged: dict[str, Any], run_id: str, report: GateReport | None = None
+) -> dict[str, int]:
+    """Replace the interval's core rows and this run's ops rows, in one transaction; with a gate ``report``, only
+    the rows that passed it, together with the interval's quarantine and this run's validation records."""
     ts = staged["ts"]
+    facts = staged["facts"] if report is None else report.publish
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("DELETE FROM core.fact_positioning WHERE ts = ?", [ts])
-        _insert(con, "core.fact_positioning", staged["facts"])
+        _insert(con, "core.fact_positioning", facts)
         con.register("_instruments", staged["instruments"])
         con.execute(
             """
@@ -170,20 +203,60 @@ def publish(con: duckdb.DuckDBPyConnection, staged: dict[str, Any], run_id: str)
             """
         )
         con.unregister("_instruments")
-        for table in ("extract_runs", "extract_failures", "parse_errors"):
-            con.execute(f"DELETE FROM ops.{table} WHERE run_id = ?", [run_id])
-            _insert(con, f"ops.{table}", staged[table])
-        con.execute("DELETE FROM ops.skipped_symbols WHERE ts = ?", [ts])
-        _insert(con, "ops.skipped_symbols", staged["skipped_symbols"])
+        replace_ops(con, staged, run_id)
+        if report is not None:
+            write_records(con, report, quarantine=True)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
     return {
-        "facts": staged["facts"].height,
+        "facts": facts.height,
+        "quarantined": 0 if report is None else report.rows_quarantined,
         "instruments": staged["instruments"].height,
         "parse_errors": staged["parse_errors"].height,
     }
+
+
+def interval_start_of(manifests: list[dict[str, Any]], interval_end: datetime) -> datetime:
+    """The run's data-interval start, as the extract tasks recorded it (an hour before the end if absent)."""
+    starts = [m["interval_start"] for m in manifests if m.get("interval_start")]
+    return datetime.fromisoformat(min(starts)) if starts else interval_end - timedelta(hours=1)
+
+
+def _audit_and_publish(
+    con: duckdb.DuckDBPyConnection,
+    staged: dict[str, Any],
+    manifests: list[dict[str, Any]],
+    interval_end: datetime,
+    run_id: str,
+    data: Path,
+    config: QualityConfig,
+    log: Callable[[str], None] | None,
+) -> tuple[dict[str, int], GateReport]:
+    window = Window(
+        interval_start_of(manifests, interval_end),
+        interval_end,
+        timedelta(minutes=config.current_value_tolerance_minutes),
+    )
+    report = audit(
+        staged,
+        latest_tries(manifests),
+        window,
+        run_id,
+        previous_oi(con, staged["ts"]),
+        config=config,
+        docs_dir=data / "exports" / "quality",
+    )
+    if log:
+        log(report.text())
+    if report.blocked:
+        con.execute("BEGIN TRANSACTION")
+        replace_ops(con, staged, run_id)  # which venue and endpoint failed stays visible for a blocked interval
+        con.execute("COMMIT")
+        record_blocked(con, report)
+        raise QualityGateError(report.text(), report.summary())
+    return publish(con, staged, run_id, report), report
 
 
 def load_interval(
@@ -193,11 +266,17 @@ def load_interval(
     data: Path | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
     log: Callable[[str], None] | None = None,
+    config: QualityConfig | None = None,
 ) -> dict[str, Any]:
-    """Parse this run's raw files for the interval and publish them. Raises if no venue delivered anything."""
+    """Parse this run's raw files for the interval, audit them and publish what passed.
+
+    Raises if no venue delivered anything, and :class:`QualityGateError` (after recording the validation) when a
+    batch-level expectation failed. The returned ``quality`` entry is the gate's alert summary.
+    """
     from positioning import warehouse
 
     data = data or data_dir()
+    config = config or QualityConfig.from_env()
     manifests = run_manifests(data, interval_end, run_id)
     if not manifests:
         raise RuntimeError(
@@ -207,8 +286,8 @@ def load_interval(
     staged = stage(manifests, interval_end, run_id)
     if con is None:
         with warehouse.writer(data / "warehouse.duckdb", log=log) as own:
-            counts = publish(own, staged, run_id)
+            counts, report = _audit_and_publish(own, staged, manifests, interval_end, run_id, data, config, log)
     else:
-        counts = publish(con, staged, run_id)
+        counts, report = _audit_and_publish(con, staged, manifests, interval_end, run_id, data, config, log)
     venues = {m["venue"]: m["status"] for m in latest_tries(manifests)}
-    return {"ts": staged["ts"].isoformat(), "venues": venues, **counts}
+    return {"ts": staged["ts"].isoformat(), "venues": venues, **counts, "quality": report.summary()}

@@ -51,6 +51,10 @@ DAY_MS = 86_400_000
 class ParsedRows:
     rows: dict[type, list[Any]] = field(default_factory=lambda: defaultdict(list))
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # (venue, endpoint, raw_path, rows) per parsed raw file, before any de-duplication: the quality gate checks
+    # that no response carries the same key twice (the facts keep only the latest row per key, so a venue that
+    # repeats its rows would otherwise pass unnoticed).
+    files: list[tuple[str, str, str, list[Any]]] = field(default_factory=list)
 
 
 def _received_ms(meta: dict[str, Any]) -> int:
@@ -85,6 +89,7 @@ def parse_manifest(manifest: dict[str, Any], parsed: ParsedRows | None = None) -
                 {"venue": manifest["venue"], "endpoint": endpoint, "raw_path": str(path), "error": str(exc)}
             )
             continue
+        parsed.files.append((manifest["venue"], endpoint, str(path), rows))
         for row in rows:
             parsed.rows[type(row)].append(row)
     return parsed

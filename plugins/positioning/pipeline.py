@@ -135,10 +135,22 @@ def extract(
 
 
 def load(interval_end: datetime, run_id: str, *, data: Path | None = None) -> dict[str, Any]:
+    """write → audit → publish one interval. The returned ``quality`` entry (also in XCom) is the gate's alert
+    summary; a batch-level failure raises ``QualityGateError`` naming what failed, after recording it."""
     from positioning.load import load_interval
 
     summary = load_interval(interval_end, run_id, data=data, log=log.info)
-    log.info("load %s: %s", interval_end.isoformat(), summary)
+    quality = summary["quality"]
+    log.info(
+        "load %s: %d facts published, %d quarantined; venues %s; validation %.2f s (+ %.2f s Data Docs), report %s",
+        interval_end.isoformat(),
+        summary["facts"],
+        summary["quarantined"],
+        summary["venues"],
+        quality["timings_s"].get("validate", 0.0),
+        quality["timings_s"].get("data_docs", 0.0),
+        quality["data_docs"],
+    )
     return summary
 
 

@@ -1,0 +1,400 @@
+"""The quality gate (write → audit → publish) through Airflow (``dag.test()``) against the venue simulator.
+
+Each bad value is injected on the wire with the simulator's fault injection; the tests check that it is
+quarantined (row-level) or blocks the interval (batch-level) as specified, that the interval's good rows still
+publish, and that marts.symbol_snapshot never shows a quarantined value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import INTERVAL_END
+
+SYMBOLS = ["BTC", "ETH", "SOL"]
+TS = INTERVAL_END.replace(tzinfo=None)
+HOUR_MS = 3_600_000
+
+# Where a fact (venue, metric) surfaces in marts.symbol_snapshot.
+MART_COLUMNS = {
+    ("binance", "oi_usd"): "binance_oi_usd",
+    ("okx", "oi_usd"): "okx_oi_usd",
+    ("bitget", "oi_usd"): "bitget_oi_usd",
+    ("strike", "oi_usd"): "strike_oi_usd",
+    ("binance", "ls_top_position"): "binance_top_trader_ls",
+    ("binance", "ls_top_account"): "binance_top_account_ls",
+    ("binance", "ls_global_account"): "binance_global_account_ls",
+    ("okx", "ls_account"): "okx_ls",
+    ("bitget", "ls_account"): "bitget_ls",
+    ("strike", "ls_oi"): "strike_ls",
+}
+
+
+def run(dag, symbols=SYMBOLS):
+    return dag.test(logical_date=INTERVAL_END, run_conf={"symbols": symbols, "lsPeriod": "1h"})
+
+
+def states(dag_run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+def query(data_dir, sql: str, params: list | None = None) -> list[dict]:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        cursor = con.execute(sql, params or [])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def load_xcom(dag_run) -> dict:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == "load",
+                XComModel.key == "return_value",
+            )
+        ).one()
+        value = XComModel.deserialize_value(row)
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def published_keys(data_dir) -> set[tuple[str, str, str]]:
+    rows = query(data_dir, "SELECT venue, symbol, metric FROM core.fact_positioning WHERE ts = ?", [TS])
+    return {(r["venue"], r["symbol"], r["metric"]) for r in rows}
+
+
+def assert_marts_never_show_quarantined_values(data_dir) -> None:
+    """No quarantined (venue, symbol, metric) reaches the snapshot: its column there is NULL."""
+    snapshot = {r["symbol"]: r for r in query(data_dir, "SELECT * FROM marts.symbol_snapshot WHERE ts = ?", [TS])}
+    quarantined = query(data_dir, "SELECT DISTINCT venue, symbol, metric FROM quality.quarantine WHERE ts = ?", [TS])
+    for row in quarantined:
+        column = MART_COLUMNS.get((row["venue"], row["metric"]))
+        if column and row["symbol"] in snapshot:
+            assert snapshot[row["symbol"]][column] is None, (row, snapshot[row["symbol"]][column])
+    # The same through SQL: a quarantined value never equals a published or mart value of its key.
+    leaked = query(
+        data_dir,
+        """
+        SELECT q.venue, q.symbol, q.metric FROM quality.quarantine AS q
+        JOIN core.fact_positioning AS f USING (ts, venue, symbol, metric, period)
+        WHERE q.ts = ?
+        """,
+        [TS],
+    )
+    assert not leaked, leaked
+
+
+def ratio_bucket(sim, symbol: str) -> dict:
+    """The Binance top-trader position ratio bucket the run picks (the latest 1h bucket ended by the interval end)."""
+    bucket = int(INTERVAL_END.timestamp() * 1000) - HOUR_MS
+    return sim.state.ratio("binance", "topLongShortPositionRatio", symbol, "1h", bucket)
+
+
+# ----------------------------------------------------------------------------------------------- clean run
+
+
+def test_clean_interval_passes_every_expectation_and_renders_data_docs(positioning_dag, sim, data_dir):
+    dag_run = run(positioning_dag)
+    assert dag_run.state == "success", states(dag_run)
+    runs = query(data_dir, "SELECT * FROM quality.validation_runs ORDER BY suite")
+    assert [r["suite"] for r in runs] == [
+        "positioning.fact_rows",
+        "positioning.raw_rows",
+        "positioning.venue_coverage",
+    ]
+    assert all(r["success"] and not r["blocked"] for r in runs), runs
+    results = query(data_dir, "SELECT * FROM quality.expectation_results")
+    assert {r["expectation"] for r in results} >= {
+        "value_is_finite",
+        "ratio_in_open_range",
+        "ratio_shares_sum_to_one",
+        "ratio_matches_shares",
+        "oi_positive",
+        "mark_price_positive",
+        "oi_usd_matches_coins_x_mark",
+        "oi_sides_sum_to_total",
+        "source_ts_in_window",
+        "fact_grain_unique",
+        "raw_rows_unique",
+        "venue_completeness",
+        "some_venue_complete",
+        "venue_oi_drift",
+    }
+    assert all(r["success"] for r in results), [r for r in results if not r["success"]]
+    assert not query(data_dir, "SELECT * FROM quality.quarantine")
+    # Each check actually looked at rows (a check that never applies would pass vacuously).
+    counts = {r["expectation"]: r["element_count"] for r in results}
+    assert counts["ratio_in_open_range"] > 0 and counts["raw_rows_unique"] > 0
+
+    summary = load_xcom(dag_run)["quality"]
+    assert summary["ok"] and summary["published"] and summary["rows_quarantined"] == 0
+    assert "every expectation met" in summary["text"]
+    assert summary["timings_s"]["validate"] < 3.0  # warm validation of the interval, GE already imported
+
+    docs = data_dir / "exports" / "quality"
+    assert summary["data_docs"] == str(docs / "index.html")
+    index = (docs / "index.html").read_text()
+    assert "positioning.fact_rows" in index
+    # One page per suite (GE turns the dots of a suite name into folders), each recorded with its validation.
+    pages = {p.relative_to(docs / "validations").parts[1] for p in (docs / "validations").rglob("*.html")}
+    assert pages == {"fact_rows", "raw_rows", "venue_coverage"}
+    for row in runs:
+        page = row["data_docs_path"]
+        assert page.startswith(str(docs / "validations" / "positioning")) and page.endswith(".html")
+        assert "Expectation" in Path(page).read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------- row-level faults
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            {
+                "fault": dict(
+                    venue="binance",
+                    endpoint="openInterest",
+                    kind="override",
+                    symbol="BTC",
+                    field="openInterest",
+                    value="-5",
+                ),
+                # oi_usd = coins x mark is derived from the bad figure and fails its own check too.
+                "quarantined": {
+                    ("binance", "BTC", "oi_coins", "oi_positive"),
+                    ("binance", "BTC", "oi_usd", "oi_positive"),
+                },
+            },
+            id="negative-oi",
+        ),
+        pytest.param(
+            {
+                "fault": dict(
+                    venue="binance",
+                    endpoint="topLongShortPositionRatio",
+                    kind="override",
+                    symbol="ETH",
+                    field="longShortRatio",
+                    value="0",
+                ),
+                "quarantined": {
+                    ("binance", "ETH", "ls_top_position", "ratio_in_open_range"),
+                    ("binance", "ETH", "ls_top_position", "ratio_matches_shares"),
+                },
+            },
+            id="zero-ratio",
+        ),
+        pytest.param(
+            {
+                "fault": "ratio-100x",  # built from the simulator's own bucket below
+                "quarantined": {("binance", "ETH", "ls_top_position", "ratio_matches_shares")},
+            },
+            id="ratio-100x-off-its-shares",
+        ),
+        pytest.param(
+            {
+                # "NaN" on the wire, in an OI figure and in a ratio (one run, two symbols).
+                "fault": [
+                    dict(
+                        venue="binance",
+                        endpoint="openInterest",
+                        kind="override",
+                        symbol="SOL",
+                        field="openInterest",
+                        value="NaN",
+                    ),
+                    dict(
+                        venue="binance",
+                        endpoint="globalLongShortAccountRatio",
+                        kind="override",
+                        symbol="BTC",
+                        field="longShortRatio",
+                        value="NaN",
+                    ),
+                ],
+                # A NaN in a range check counts as out of range (pandas would otherwise skip it as missing).
+                "quarantined": {
+                    ("binance", "SOL", "oi_coins", "value_is_finite"),
+                    ("binance", "SOL", "oi_usd", "value_is_finite"),
+                    ("binance", "BTC", "ls_global_account", "value_is_finite"),
+                    ("binance", "BTC", "ls_global_account", "ratio_in_open_range"),
+                    ("binance", "BTC", "ls_global_account", "ratio_matches_shares"),
+                },
+            },
+            id="nan",
+        ),
+    ],
+)
+def test_bad_value_is_quarantined_and_good_rows_of_the_interval_still_publish(positioning_dag, sim, data_dir, case):
+    fault = case["fault"]
+    if fault == "ratio-100x":
+        true_ratio = ratio_bucket(sim, "ETH")["ratio"]
+        assert 0 < true_ratio * 100 < 100, "pick a symbol whose 100x ratio stays inside the plausible range"
+        fault = dict(
+            venue="binance",
+            endpoint="topLongShortPositionRatio",
+            kind="override",
+            symbol="ETH",
+            field="longShortRatio",
+            value=f"{true_ratio * 100:.4f}",
+        )
+    for one in fault if isinstance(fault, list) else [fault]:
+        sim.add_fault(**one)
+    dag_run = run(positioning_dag)
+    assert states(dag_run)["load"] == "success" and dag_run.state == "success", states(dag_run)
+
+    quarantine = query(data_dir, "SELECT * FROM quality.quarantine WHERE ts = ?", [TS])
+    assert {(r["venue"], r["symbol"], r["metric"], r["expectation"]) for r in quarantine} == case["quarantined"]
+    for row in quarantine:  # the evidence: the offending value, what was measured, in words
+        assert row["reason"].startswith(row["expectation"]) and row["run_id"] == dag_run.run_id
+        if row["expectation"] == "value_is_finite":
+            assert math.isnan(row["value"]) and math.isnan(row["observed"])
+        if row["expectation"] == "oi_positive":
+            assert row["value"] < 0 and row["observed"] == row["value"]
+        if row["expectation"] == "ratio_matches_shares" and case["quarantined"] == {row_key(row)}:
+            assert row["observed"] == pytest.approx(100, rel=0.01)  # 100x off its long/short shares
+
+    published = published_keys(data_dir)
+    bad = {(v, s, m) for v, s, m, _ in case["quarantined"]}
+    assert not bad & published
+    # The interval's good rows published: everything staged but the quarantined rows.
+    summary = load_xcom(dag_run)["quality"]
+    assert len(published) == summary["rows_staged"] - len(bad) == summary["rows_published"]
+    for venue, symbol, metric in bad:
+        assert any(v == venue and s != symbol and m == metric for v, s, m in published)  # same metric, other symbol
+        assert any(v != venue and s == symbol for v, s, _ in published)  # same symbol, other venue
+    assert_marts_never_show_quarantined_values(data_dir)
+
+    results = {r["expectation"]: r for r in query(data_dir, "SELECT * FROM quality.expectation_results")}
+    for *_, expectation in case["quarantined"]:
+        assert not results[expectation]["success"] and results[expectation]["unexpected_count"] >= 1
+        assert results[expectation]["level"] == "quarantine"
+    assert summary["published"] and not summary["ok"]
+    assert summary["rows_quarantined"] == len(bad)
+    assert all(any(line.startswith(e) for line in summary["quarantined"]) for *_, e in case["quarantined"])
+
+
+def row_key(row: dict) -> tuple:
+    return row["venue"], row["symbol"], row["metric"], row["expectation"]
+
+
+# -------------------------------------------------------------------------------------- batch-level faults
+
+
+def test_duplicate_rows_block_the_interval_and_keep_what_was_published(positioning_dag, sim, data_dir):
+    from positioning.load import load_interval
+    from positioning.quality import QualityGateError
+
+    assert run(positioning_dag).state == "success"
+    before = query(data_dir, "SELECT * EXCLUDE (loaded_at) FROM core.fact_positioning ORDER BY ALL")
+    snapshot_before = query(data_dir, "SELECT * FROM marts.symbol_snapshot ORDER BY symbol")
+
+    sim.add_fault("binance", kind="duplicate_rows")  # every Binance response repeats its rows
+    dag_run = run(positioning_dag)
+    assert dag_run.state == "failed"
+    assert states(dag_run)["load"] == "failed" and states(dag_run)["build_marts"] == "upstream_failed"
+    # Nothing of the blocked run was published: the interval still holds the previous run's rows.
+    assert query(data_dir, "SELECT * EXCLUDE (loaded_at) FROM core.fact_positioning ORDER BY ALL") == before
+    assert query(data_dir, "SELECT * FROM marts.symbol_snapshot ORDER BY symbol") == snapshot_before
+    assert not query(data_dir, "SELECT * FROM core.fact_positioning WHERE run_id = ?", [dag_run.run_id])
+
+    # The failure is recorded (own transaction) and names what failed.
+    runs = {
+        r["suite"]: r
+        for r in query(data_dir, "SELECT * FROM quality.validation_runs WHERE run_id = ?", [dag_run.run_id])
+    }
+    assert runs["positioning.raw_rows"]["blocked"] and not runs["positioning.raw_rows"]["success"]
+    failed = query(
+        data_dir, "SELECT * FROM quality.expectation_results WHERE run_id = ? AND NOT success", [dag_run.run_id]
+    )
+    assert [(r["expectation"], r["level"]) for r in failed] == [("raw_rows_unique", "block")]
+    assert failed[0]["unexpected_count"] > 0
+
+    with pytest.raises(QualityGateError, match=r"BLOCKED(.|\n)*raw_rows_unique(.|\n)*binance") as error:
+        load_interval(INTERVAL_END, dag_run.run_id, data=data_dir)
+    assert error.value.summary["published"] is False
+    assert any("raw_rows_unique" in line for line in error.value.summary["blocking"])
+
+
+def test_venue_returning_empty_lists_is_a_completeness_warning_and_the_others_publish(positioning_dag, sim, data_dir):
+    sim.add_fault("okx", kind="empty_data")  # every OKX endpoint, the listing included, returns no rows
+    dag_run = run(positioning_dag)
+    assert dag_run.state == "success", states(dag_run)
+    coverage = {
+        r["expectation"]: r
+        for r in query(data_dir, "SELECT * FROM quality.expectation_results WHERE suite = 'positioning.venue_coverage'")
+    }
+    assert not coverage["venue_completeness"]["success"] and coverage["venue_completeness"]["level"] == "warning"
+    assert coverage["some_venue_complete"]["success"]
+    summary = load_xcom(dag_run)["quality"]
+    assert summary["published"]
+    assert any(line.startswith("venue_completeness") and "okx 0/3" in line for line in summary["warnings"])
+    published = published_keys(data_dir)
+    assert not {k for k in published if k[0] == "okx"}
+    assert {v for v, _, _ in published} == {"binance", "bitget", "strike"}
+    for row in query(data_dir, "SELECT * FROM marts.symbol_snapshot"):
+        assert row["okx_oi_usd"] is None and row["binance_oi_usd"] > 0 and row["bitget_oi_usd"] > 0
+
+
+def test_every_venue_below_the_completeness_floor_blocks_the_interval(positioning_dag, sim, data_dir):
+    for venue in ("binance", "okx", "bitget", "strike"):
+        sim.add_fault(venue, kind="empty_data")
+    dag_run = run(positioning_dag)
+    assert states(dag_run)["load"] == "failed"
+    assert not query(data_dir, "SELECT * FROM core.fact_positioning")
+    failed = query(
+        data_dir, "SELECT expectation, level FROM quality.expectation_results WHERE NOT success ORDER BY ALL"
+    )
+    assert ("some_venue_complete", "block") in [(r["expectation"], r["level"]) for r in failed]
+    summary = query(data_dir, "SELECT summary FROM quality.validation_runs WHERE suite = 'positioning.venue_coverage'")
+    assert "some_venue_complete" in summary[0]["summary"]
+
+
+# ---------------------------------------------------------------------------------------------- warnings
+
+
+def test_drift_against_the_previous_interval_is_a_warning_and_still_publishes(positioning_dag, sim, data_dir):
+    from positioning.load import load_interval
+
+    dag_run = run(positioning_dag)
+    assert dag_run.state == "success"
+    # A previous interval whose Binance OI was a tenth of today's.
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        con.execute(
+            """
+            INSERT INTO core.fact_positioning
+            SELECT * REPLACE (ts - INTERVAL 1 HOUR AS ts, CASE WHEN venue = 'binance' THEN value / 10 ELSE value END
+                              AS value)
+            FROM core.fact_positioning WHERE ts = ? AND metric = 'oi_usd'
+            """,
+            [TS],
+        )
+    summary = load_interval(INTERVAL_END, dag_run.run_id, data=data_dir)["quality"]
+    assert summary["published"]
+    drift = [line for line in summary["warnings"] if line.startswith("venue_oi_drift")]
+    assert len(drift) == 1 and "binance" in drift[0] and "x10.00" in drift[0]
+    assert published_keys(data_dir) >= {("binance", "BTC", "oi_usd")}
+
+
+def test_a_value_stamped_outside_the_interval_window_is_quarantined(positioning_dag, sim, data_dir):
+    stale_ms = int(INTERVAL_END.timestamp() * 1000) - 5 * HOUR_MS  # a cached value from hours before the interval
+    sim.add_fault("binance", endpoint="openInterest", kind="override", symbol="ETH", field="time", value=stale_ms)
+    dag_run = run(positioning_dag)
+    assert dag_run.state == "success"
+    quarantine = query(data_dir, "SELECT * FROM quality.quarantine")
+    assert {(r["venue"], r["symbol"], r["metric"], r["expectation"]) for r in quarantine} >= {
+        ("binance", "ETH", "oi_coins", "source_ts_in_window")
+    }
+    row = next(r for r in quarantine if r["metric"] == "oi_coins")
+    assert row["observed"] == pytest.approx(-4 * 3600)  # 4 h before the window's start (the interval start)
+    assert_marts_never_show_quarantined_values(data_dir)
