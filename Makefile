@@ -41,7 +41,7 @@ airflow-live: $(STAMP)
 	$(BIN)/positioning airflow
 
 bench: $(STAMP)
-	$(BIN)/python bench/extract_snapshot.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf .airflow data .pytest_cache

@@ -77,7 +77,10 @@ TOP50 = [
     "ORDI",
 ]
 EXTRA_SYMBOLS = ["KAS", "FTM", "RUNE", "JTO", "PYTH", "STRK", "BONK", "FLOKI", "MEME", "NOT", "ZRO", "EIGEN"]
-SYMBOLS: tuple[str, ...] = tuple(TOP50 + EXTRA_SYMBOLS)
+# A synthetic long tail (listed on Binance, OKX and Bitget) so benchmarks can ask for 200 symbols, as a user
+# tracking most of a venue's ~500 USDT perpetuals would.
+LONG_TAIL = [f"TAIL{number:03d}" for number in range(1, 151)]
+SYMBOLS: tuple[str, ...] = tuple(TOP50 + EXTRA_SYMBOLS + LONG_TAIL)
 
 # Listing coverage. A symbol in UNLISTED[venue] is absent from that venue's listing endpoint entirely.
 UNLISTED: dict[str, frozenset[str]] = {
@@ -110,6 +113,7 @@ BASE_PRICES: dict[str, float] = {
     "PYTH": 0.15, "STRK": 0.16, "BONK": 0.000018, "FLOKI": 0.00009, "MEME": 0.0025, "NOT": 0.0021,
     "ZRO": 2.3, "EIGEN": 1.3,
 }  # fmt: skip
+BASE_PRICES.update({name: round(0.05 * 1.05**number, 6) for number, name in enumerate(LONG_TAIL, start=1)})
 # Binance OI in USD for the biggest markets; others get a seeded magnitude that decays with rank.
 BINANCE_OI_USD = {"BTC": 9e9, "ETH": 5e9, "SOL": 1.6e9, "XRP": 1.1e9, "DOGE": 8e8, "BNB": 6e8}
 VENUE_OI_SCALE = {"binance": 1.0, "okx": 0.45, "bitget": 0.32}

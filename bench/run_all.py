@@ -1,0 +1,110 @@
+"""``make bench``: run every benchmark in bench/ and print one table.
+
+Each benchmark runs its own baseline in the same invocation and writes ``{"rows": [...]}`` (benchmark, ours,
+baseline, limit, note) to a JSON file; this script runs them one after another, keeps their full output under
+``bench/results/``, and prints: benchmark, our figure, baseline figure, ratio (baseline / ours), ratio to the limit
+(ours / limit) where a physical or documented limit exists.
+
+    .venv/bin/python bench/run_all.py [--only extract marts ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tabulate import tabulate
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+
+# name -> (script, extra arguments). Sized to finish in minutes on a 2-core machine.
+BENCHMARKS = {
+    "extract": ("extract_snapshot.py", ["--symbols", "50", "200"]),
+    "bulk_fill": ("bench_bulk_fill.py", []),
+    "parse_load": ("bench_parse_load.py", []),
+    "marts": ("bench_marts.py", ["--repeats", "3"]),
+    "dag_run": ("bench_dag_run.py", ["--repeats", "2"]),
+}
+
+
+def fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def machine() -> str:
+    import os
+
+    cores = os.cpu_count()
+    memory = ""
+    try:
+        with open("/proc/meminfo") as handle:
+            memory = f", {int(handle.readline().split()[1]) / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    return f"{platform.machine()} {cores} cores{memory}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS))
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    rows, failures = [], []
+    started = time.monotonic()
+    for name in args.only or BENCHMARKS:
+        script, extra = BENCHMARKS[name]
+        if not (BENCH / script).exists():
+            failures.append(f"{name}: {script} is missing")
+            continue
+        output = RESULTS / f"{name}.json"
+        output.unlink(missing_ok=True)
+        print(f"[bench] {name} ...", flush=True)
+        began = time.monotonic()
+        with open(RESULTS / f"{name}.log", "w") as log:
+            code = subprocess.call(
+                [sys.executable, str(BENCH / script), *extra, "--json", str(output)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        print(
+            f"[bench] {name}: exit {code} in {time.monotonic() - began:.0f} s (output: {RESULTS / (name + '.log')})",
+            flush=True,
+        )
+        if code != 0 or not output.exists():
+            failures.append(f"{name}: exit {code}, see {RESULTS / (name + '.log')}")
+            continue
+        rows.extend(json.loads(output.read_text())["rows"])
+    table = []
+    for row in rows:
+        ours, baseline, limit = row.get("ours"), row.get("baseline"), row.get("limit")
+        ratio = baseline / ours if ours and baseline else None
+        to_limit = ours / limit if ours and limit else None
+        table.append(
+            [row["benchmark"], fmt(ours), fmt(baseline), fmt(ratio), fmt(limit), fmt(to_limit), row.get("note", "")]
+        )
+    print()
+    print(f"machine: {machine()}; total {time.monotonic() - started:.0f} s")
+    print(
+        tabulate(
+            table,
+            headers=["benchmark", "ours", "baseline", "baseline/ours", "limit", "ours/limit", "note"],
+            disable_numparse=True,
+        )
+    )
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
