@@ -199,13 +199,18 @@ def cmd_airflow(args: argparse.Namespace) -> int:
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     ensure_pools(airflow, env)
-    print(f"[airflow] http://127.0.0.1:{args.port}  (Airflow home {airflow_home})")
+    print(f"[airflow] http://{args.host}:{args.port}  (Airflow home {airflow_home})")
     if not args.no_login:
         print(f"[airflow] login: admin / the password in {airflow_home}/simple_auth_manager_passwords.json.generated")
     print("[airflow] Ctrl-C stops everything", flush=True)
     # Four components, each in its own process group, stopped together: `airflow standalone` orphans its
     # scheduler when it is signalled (airflow-notes.md), so it is not used here.
-    components = [["api-server", "--port", str(args.port)], ["scheduler"], ["dag-processor"], ["triggerer"]]
+    components = [
+        ["api-server", "--host", args.host, "--port", str(args.port)],
+        ["scheduler"],
+        ["dag-processor"],
+        ["triggerer"],
+    ]
     processes = [subprocess.Popen([airflow, *component], env=env, start_new_session=True) for component in components]
     try:
         while all(process.poll() is None for process in processes):
@@ -226,6 +231,10 @@ def stop_process_groups(processes: list[subprocess.Popen], grace: float = 20.0) 
     """TERM every component's process group, wait, then KILL what is left: nothing is orphaned."""
     import signal
 
+    # A second Ctrl-C (or TERM) while waiting must not abort the wait and skip the KILL below: that orphans
+    # whatever was slow to stop. Shutdown is already under way; ignore further requests for it.
+    for requested_stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(requested_stop, signal.SIG_IGN)
     for process in processes:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -265,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     airflow.add_argument("--sim-port", type=int, default=8900)
     airflow.add_argument("--seed", type=int, default=7)
     airflow.add_argument("--port", type=int, default=8080)
+    airflow.add_argument("--host", default="127.0.0.1", help="interface of the UI (0.0.0.0 to expose it)")
     airflow.add_argument("--airflow-home", default=str(REPO_ROOT / ".airflow"))
     airflow.add_argument("--no-login", action="store_true", help="development only: every user is an admin")
     airflow.set_defaults(handler=cmd_airflow)

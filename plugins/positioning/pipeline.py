@@ -161,6 +161,7 @@ def build_marts(interval_end: datetime, sort_by: str, *, data: Path | None = Non
 
     from positioning import warehouse
     from positioning.config import data_dir
+    from positioning.dashboard import write_dashboard
     from positioning.marts import export_marts, export_snapshot, refresh
 
     data = data or data_dir()
@@ -197,4 +198,6 @@ def build_marts(interval_end: datetime, sort_by: str, *, data: Path | None = Non
         )
     for symbol, signal, score in signals:
         log.info("  signal %-8s %s (score %.2f)", symbol, signal, score)
-    return {"written": written, "exports": exported, "mart_exports": mart_exports}
+    # The HTML dashboard reads the Parquet exports just written (not the warehouse): exports/dashboard/index.html
+    dashboard = write_dashboard(data / "exports")
+    return {"written": written, "exports": exported, "mart_exports": mart_exports, "dashboard": str(dashboard)}
