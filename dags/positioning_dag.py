@@ -35,6 +35,7 @@ and publishes them to the DuckDB warehouse at `$POSITIONING_DATA_DIR/warehouse.d
 | `<venue>.extract` | one mapped task per enabled venue, in pool `positioning_<venue>`: HTTP only, every response landed verbatim under `raw/`, retried with exponential backoff |
 | `load` | the single DuckDB writer (pool `positioning_warehouse`, 1 slot): parses this run's raw files with polars and replaces the interval in `core.fact_positioning` in one transaction |
 | `build_marts` | rebuilds the interval in `marts.symbol_snapshot` and exports it (JSON + Parquet) under `exports/snapshots/` sorted by `sortBy` |
+| `alert` | last step of every run (runs even when a venue or the quality gate failed; never decides the run's state): Telegram alerts for threshold crossings (`alertLsThreshold`, `alertLongThreshold`, `alertShortThreshold`), EXTREME_LONG/EXTREME_SHORT, positioning signals, a venue failing `alertVenueFailures` runs in a row and a blocked quality gate; once per crossing (state in `ops.alert_state`), every attempt in `ops.alerts`; bot token and chat id from the connection `positioning_telegram` |
 
 A venue that fails (geo-block, ban, outage) fails its own extract task; the others still load, and
 `ops.extract_runs` / `ops.extract_failures` say which venue and endpoint failed and why.
@@ -102,13 +103,31 @@ def positioning():
         _, end = pipeline.interval_from_context(get_current_context())
         return pipeline.build_marts(end, planned["sort_by"])
 
+    @task(pool="positioning_warehouse")
+    def alert() -> dict:
+        from positioning import alerts, pipeline
+
+        context = get_current_context()
+        _, end = pipeline.interval_from_context(context)
+        dag_run = context["dag_run"]
+        return alerts.run_alerts(
+            end,
+            context["run_id"],
+            dict(context["params"]),
+            context["ti"].xcom_pull(task_ids="load"),  # None when the load failed (e.g. the quality gate blocked)
+            run_type=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
+        )
+
     planned = plan()
     loaded = load()
     for venue in VENUES:
         # One task group per venue: its extract is mapped over [spec] (or [] when disabled) in its own pool.
         with TaskGroup(group_id=venue):
             extract.override(pool=f"positioning_{venue}").expand(spec=request(planned, venue)) >> loaded
-    loaded >> build_marts(planned)
+    # The alert task is a teardown: it runs once build_marts is done whatever its state (all done, no setup
+    # tasks), and, being a teardown, it does not decide the run's state: a blocked gate still fails the run and a
+    # Telegram outage never does.
+    loaded >> build_marts(planned) >> alert().as_teardown()
 
 
 positioning()

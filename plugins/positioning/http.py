@@ -61,6 +61,11 @@ def redact_url(url: str) -> str:
     return f"{base}?{'&'.join(parts)}"
 
 
+def redact_text(text: str) -> str:
+    """Free text (an exception message, a log line) with any ``/bot<token>/`` URL path redacted."""
+    return _SECRET_PATH.sub("/bot<redacted>/", text)
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """At most ``requests`` (weight units) in any window of ``seconds``, as a venue documents it."""
@@ -323,13 +328,39 @@ class VenueClient:
         path_params: Mapping[str, str] | None = None,
     ) -> FetchResult:
         """GET an endpoint with retries. Never raises for HTTP or network trouble: the result says what happened."""
+        return await self.request("GET", endpoint, params, symbol=symbol, path_params=path_params)
+
+    async def post(
+        self,
+        endpoint: Endpoint,
+        json_body: Any,
+        *,
+        symbol: str | None = None,
+        path_params: Mapping[str, str] | None = None,
+    ) -> FetchResult:
+        """POST a JSON body with the same limits and retries as :meth:`get` (the Telegram Bot API sends this way).
+        The body is neither kept in the result nor landed: it may be large, and it is ours, not the venue's."""
+        return await self.request("POST", endpoint, None, json_body=json_body, symbol=symbol, path_params=path_params)
+
+    async def request(
+        self,
+        method: str,
+        endpoint: Endpoint,
+        params: Mapping[str, Any] | None = None,
+        *,
+        json_body: Any = None,
+        symbol: str | None = None,
+        path_params: Mapping[str, str] | None = None,
+    ) -> FetchResult:
+        """One logical request with retries (see :meth:`get`). ``path_params`` may carry a secret such as a bot
+        token: the path is redacted (:func:`redact_url`) before it is logged, landed or put into an error."""
         assert self._client is not None and self._semaphore is not None, "use 'async with VenueClient(...)'"
         query = {key: value for key, value in (params or {}).items() if value is not None}
         path = endpoint.path.format(**(path_params or {}))
         result = FetchResult(self.venue, endpoint.name, symbol, dict(query), ok=False, status=None)
         started = time.monotonic()
         for attempt in range(1, self.retry.max_attempts + 1):
-            verdict = await self._attempt(endpoint, path, query, symbol, attempt, result)
+            verdict = await self._attempt(endpoint, path, query, symbol, attempt, result, method, json_body)
             result.attempts = attempt
             if verdict.ok:
                 result.ok, result.payload, result.error = True, verdict.payload, None
@@ -364,6 +395,8 @@ class VenueClient:
         symbol: str | None,
         attempt: int,
         result: FetchResult,
+        method: str = "GET",
+        json_body: Any = None,
     ) -> _Verdict:
         await self._wait_for_pause()
         acquired: list[tuple[SlidingWindowLimiter, int]] = []
@@ -382,12 +415,15 @@ class VenueClient:
         try:
             async with self._semaphore:
                 self.requests_sent += 1
-                response = await self._client.get(path, params=query)
+                if method == "GET":
+                    response = await self._client.get(path, params=query)
+                else:
+                    response = await self._client.request(method, path, params=query or None, json=json_body)
                 status, headers, body = response.status_code, response.headers, response.content
         except httpx.TimeoutException as exc:
             transport_error = f"timeout after {self.timeout:.1f} s ({type(exc).__name__})"
         except httpx.TransportError as exc:
-            transport_error = f"connection error: {type(exc).__name__}: {exc}"
+            transport_error = f"connection error: {type(exc).__name__}: {redact_text(str(exc))}"
         finally:
             for limiter, weight in acquired:
                 await limiter.release(weight)
@@ -405,9 +441,9 @@ class VenueClient:
             meta = {
                 "venue": self.venue,
                 "endpoint": endpoint.name,
-                "method": "GET",
+                "method": method,
                 "url": url,
-                "path": path,
+                "path": redact_url(path),
                 "params": query,
                 "symbol": symbol,
                 "status": status,

@@ -19,6 +19,8 @@ LS_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "1d")
 SORT_KEYS = ("oi_desc", "ls_long_extreme_desc", "ls_short_extreme_desc", "symbol_asc")
 VENUE_FLAGS = {"binance": "includeBinance", "okx": "includeOkx", "bitget": "includeBitget", "strike": "includeStrike"}
 MAX_ALERT_THRESHOLD = 100.0  # a long/short ratio above 100 is not a market, it is a data error
+DEFAULT_VENUE_FAILURE_RUNS = 3
+MAX_VENUE_FAILURE_RUNS = 1000
 
 
 class ConfError(ValueError):
@@ -93,6 +95,59 @@ def dag_params() -> dict[str, Any]:
         "crowd, 0.5 = heavy short crowd). 0 = off. The bot token lives in the positioning_telegram connection.",
         section="Alerts",
     )
+    params["alertLongThreshold"] = Param(
+        0,
+        type="number",
+        minimum=0,
+        maximum=MAX_ALERT_THRESHOLD,
+        title="Alert: heavy long at or above",
+        description="Telegram alert when a symbol's average long/short ratio rises to or above this value (3 = "
+        "heavy long crowd). Once per crossing: no repeat while it stays there. 0 = off.",
+        section="Alerts",
+    )
+    params["alertShortThreshold"] = Param(
+        0,
+        type="number",
+        minimum=0,
+        maximum=MAX_ALERT_THRESHOLD,
+        title="Alert: heavy short at or below",
+        description="Telegram alert when a symbol's average long/short ratio falls to or below this value (0.5 = "
+        "heavy short crowd). Once per crossing: no repeat while it stays there. 0 = off.",
+        section="Alerts",
+    )
+    params["alertOnExtremeSkew"] = Param(
+        True,
+        type="boolean",
+        title="Alert: EXTREME_LONG / EXTREME_SHORT",
+        description="Telegram alert when a symbol's skew label turns EXTREME_LONG or EXTREME_SHORT.",
+        section="Alerts",
+    )
+    params["alertOnSignals"] = Param(
+        True,
+        type="boolean",
+        title="Alert: positioning signals",
+        description="Telegram alert when a positioning signal starts firing for a symbol (CASCADE_DOWN_RISK, "
+        "SQUEEZE_RISK, SHORT_CAPITULATION, BUILDUP; see marts.positioning_signals).",
+        section="Alerts",
+    )
+    params["alertVenueFailures"] = Param(
+        DEFAULT_VENUE_FAILURE_RUNS,
+        type="integer",
+        minimum=0,
+        maximum=MAX_VENUE_FAILURE_RUNS,
+        title="Alert: venue failing for N runs",
+        description="Telegram alert when a venue's extract has failed this many consecutive runs (and again when "
+        "it recovers). 0 = off. A quality gate blocking publication always alerts.",
+        section="Alerts",
+    )
+    params["alertOnBackfill"] = Param(
+        False,
+        type="boolean",
+        title="Alert on backfilled intervals",
+        description="Send alerts for an interval older than the latest one already evaluated (a backfill or a "
+        "late re-run). Off: its crossings are recorded, not sent, so nobody is paged about the past.",
+        section="Alerts",
+    )
     return params
 
 
@@ -104,6 +159,13 @@ class RunConfig:
     sort_by: str
     include_oi_change_24h: bool
     alert_ls_threshold: float
+    # Added after the fields above (positional construction keeps working); 0 = off.
+    alert_long_threshold: float = 0.0
+    alert_short_threshold: float = 0.0
+    alert_on_extreme_skew: bool = True
+    alert_on_signals: bool = True
+    alert_venue_failures: int = DEFAULT_VENUE_FAILURE_RUNS
+    alert_on_backfill: bool = False
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RunConfig:
@@ -129,9 +191,49 @@ class RunConfig:
         oi_change = params.get("includeOiChange24h", False)
         if not isinstance(oi_change, bool):
             raise ConfError(f"includeOiChange24h must be true or false, got {oi_change!r}")
-        threshold = params.get("alertLsThreshold", 0)
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
-            raise ConfError(f"alertLsThreshold must be a number, got {threshold!r}")
-        if not 0 <= threshold <= MAX_ALERT_THRESHOLD:
-            raise ConfError(f"alertLsThreshold must be between 0 and {MAX_ALERT_THRESHOLD:g}, got {threshold}")
-        return cls(symbols, venues, ls_period, sort_by, oi_change, float(threshold))
+        thresholds = {
+            name: _threshold(params, name) for name in ("alertLsThreshold", "alertLongThreshold", "alertShortThreshold")
+        }
+        flags = {name: _flag(params, name, default) for name, default in ALERT_FLAGS.items()}
+        failures = params.get("alertVenueFailures", DEFAULT_VENUE_FAILURE_RUNS)
+        if isinstance(failures, float) and failures.is_integer():
+            failures = int(failures)
+        if isinstance(failures, bool) or not isinstance(failures, int):
+            raise ConfError(f"alertVenueFailures must be a whole number, got {failures!r}")
+        if not 0 <= failures <= MAX_VENUE_FAILURE_RUNS:
+            raise ConfError(f"alertVenueFailures must be between 0 and {MAX_VENUE_FAILURE_RUNS}, got {failures}")
+        return cls(
+            symbols,
+            venues,
+            ls_period,
+            sort_by,
+            oi_change,
+            thresholds["alertLsThreshold"],
+            alert_long_threshold=thresholds["alertLongThreshold"],
+            alert_short_threshold=thresholds["alertShortThreshold"],
+            alert_on_extreme_skew=flags["alertOnExtremeSkew"],
+            alert_on_signals=flags["alertOnSignals"],
+            alert_venue_failures=failures,
+            alert_on_backfill=flags["alertOnBackfill"],
+        )
+
+
+ALERT_FLAGS = {"alertOnExtremeSkew": True, "alertOnSignals": True, "alertOnBackfill": False}
+
+
+def _threshold(params: dict[str, Any], name: str) -> float:
+    value = params.get(name, 0)
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfError(f"{name} must be a number, got {value!r}")
+    if not 0 <= value <= MAX_ALERT_THRESHOLD:
+        raise ConfError(f"{name} must be between 0 and {MAX_ALERT_THRESHOLD:g}, got {value}")
+    return float(value)
+
+
+def _flag(params: dict[str, Any], name: str, default: bool) -> bool:
+    value = params.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfError(f"{name} must be true or false, got {value!r}")
+    return value
