@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -44,7 +44,15 @@ BITGET_RATIO_PATH = "/api/v2/mix/market/account-long-short"
 
 
 def request_for(symbols, *, ls_period: str = "1h", oi_change: bool = False) -> ExtractRequest:
-    return ExtractRequest(tuple(symbols), ls_period, INTERVAL_START, INTERVAL_END, include_oi_change_24h=oi_change)
+    """A request for a current interval: planned at 90 s past its end, whatever the fake venue's Date header says."""
+    return ExtractRequest(
+        tuple(symbols),
+        ls_period,
+        INTERVAL_START,
+        INTERVAL_END,
+        include_oi_change_24h=oi_change,
+        now=INTERVAL_END + timedelta(seconds=90),
+    )
 
 
 def unthrottled(module: ModuleType) -> dict[str, RateLimit]:

@@ -3,6 +3,7 @@
 positioning sim --host 127.0.0.1 --port 8900     serve the venue simulator until Ctrl-C
 positioning demo                                   run the DAG once through Airflow against the simulator
 positioning top --sort oi_desc --limit 20          print the latest snapshot from the warehouse (read-only)
+positioning backfill --days 30 [--symbols BTC ETH]  bulk history fill of the warehouse (resumable)
 """
 
 from __future__ import annotations
@@ -246,6 +247,53 @@ def stop_process_groups(processes: list[subprocess.Popen], grace: float = 20.0) 
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Bulk history fill (positioning.backfill): resumable; exit 1 if a chunk failed or an interval was blocked."""
+    from positioning import connections
+    from positioning.backfill import run_fill
+    from positioning.config import data_dir
+    from positioning.symbols import default_symbols
+
+    symbols = args.symbols or list(default_symbols())
+    base_urls = {venue: connections.base_url(venue) for venue in args.venues}
+    result = run_fill(args.days, symbols, data=data_dir(), base_urls=base_urls, period=args.period, venues=args.venues)
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "run_id",
+                    "complete",
+                    "requests_sent",
+                    "rate_limited",
+                    "published",
+                    "skipped",
+                    "blocked",
+                    "failed_chunks",
+                    "fetch_seconds",
+                    "load_seconds",
+                )
+            },
+            indent=1,
+        )
+    )
+    return 0 if result["complete"] else 1
+
+
+def add_backfill_parser(commands: argparse._SubParsersAction) -> None:
+    from positioning.backfill import HISTORY_VENUES
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="fill the warehouse from the venues' history endpoints (resumable: run it again after a kill)",
+    )
+    backfill.add_argument("--days", type=float, default=30.0, help="how many days back (Binance keeps 30)")
+    backfill.add_argument("--symbols", nargs="*", help="base symbols (default: the bundled top 50)")
+    backfill.add_argument("--period", default="1h", help="bucket size asked of the venues (the DAG's lsPeriod)")
+    backfill.add_argument("--venues", nargs="*", default=list(HISTORY_VENUES), choices=HISTORY_VENUES)
+    backfill.set_defaults(handler=cmd_backfill)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="positioning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -283,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     top.add_argument("--sort", choices=SORT_KEYS, default="oi_desc")
     top.add_argument("--limit", type=int, default=20)
     top.set_defaults(handler=cmd_top)
+
+    add_backfill_parser(commands)
 
     args = parser.parse_args(argv)
     return args.handler(args)

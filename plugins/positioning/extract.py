@@ -10,25 +10,45 @@ Each venue module (``positioning.venues.<venue>``) provides:
 
 This module wires a venue module to the shared :class:`~positioning.http.VenueClient`, runs it, and writes the
 manifest (what was requested, what failed, which raw files hold the responses) next to the raw files.
+
+Current and past intervals
+--------------------------
+A run asks the venues for its own data interval. Whether that interval is *past* is decided on the venue's clock
+(the ``Date`` header of the venue's listing response, which every plan fetches first; our clock if it has none;
+``ExtractRequest.now`` overrides both): an interval is past when its end is older than
+:func:`freshness_tolerance` (the larger of 90 minutes and two interval lengths). A current interval uses the
+snapshot endpoints (current OI, mark, funding) plus the ratio history windows, as the scheduled run always did.
+A past interval uses only history endpoints, over the same window, so that the values do not depend on when the
+run happened: Binance ``openInterestHist`` and the three ratio endpoints (``startTime``/``endTime``), OKX rubik
+(``begin``/``end``). What a venue keeps only as a snapshot (Binance/OKX current OI, mark and funding, every
+Bitget endpoint, Strike) is recorded in the manifest's ``unavailable`` (metric -> reason) instead of storing
+today's value under an old timestamp. An interval older than a venue keeps an endpoint (its *retention*:
+Binance 30 days, OKX rubik 2/30/180 days for 5m/1H/1D) is not requested at all and is recorded the same way
+(a gap with its reason, not an error), see :func:`retention_gap`.
+
+The loader turns ``unavailable`` into ``ops.interval_unavailable`` rows, keeps whatever an earlier run stored for
+those (venue, metric) pairs, and ``marts.coverage`` tells "not available from the venue" from "missing".
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from positioning.http import FetchResult, RateLimit, RetryPolicy, VenueClient
 from positioning.params import LS_PERIODS  # noqa: F401  (re-exported for venue modules)
-from positioning.raw import RawLander, interval_stamp, safe_component
+from positioning.raw import RawLander, interval_stamp, read_raw, safe_component
 from positioning.rows import Instrument
 
 PERIOD_MS = {
@@ -42,6 +62,27 @@ PERIOD_MS = {
     "12h": 43_200_000,
     "1d": 86_400_000,
 }
+DAY = timedelta(days=1)
+# The venue drops its oldest bucket while we are still asking: a window closer than this to the retention edge
+# is treated as outside it (a clean gap rather than a 400 from the venue).
+RETENTION_MARGIN = timedelta(minutes=10)
+MIN_FRESHNESS = timedelta(minutes=90)
+OUTSIDE_RETENTION = "outside retention"  # how a retention gap's reason starts (ops.interval_unavailable.kind)
+
+
+def unavailable_kind(reason: str) -> str:
+    """``retention`` (the venue no longer keeps it) or ``snapshot_only`` (the venue never kept it)."""
+    return "retention" if reason.startswith(OUTSIDE_RETENTION) else "snapshot_only"
+
+
+def freshness_tolerance(interval_start: datetime, interval_end: datetime) -> timedelta:
+    """How long after its end an interval still counts as current: max(90 min, 2 x its length).
+
+    Within it, the snapshot endpoints still describe the interval (a scheduled run, or a UI trigger later in
+    the following hour); beyond it they describe today, and only history endpoints are used. It is also longer
+    than one 1h bucket, so the bucket ending at the interval end has ended (and is served) by then.
+    """
+    return max(MIN_FRESHNESS, 2 * (interval_end - interval_start))
 
 
 @dataclass(frozen=True)
@@ -53,6 +94,31 @@ class ExtractRequest:
     interval_start: datetime
     interval_end: datetime
     include_oi_change_24h: bool = False
+    now: datetime | None = None  # the clock to plan against; None = the venue's (see the module docstring)
+
+    def with_clock(self, venue_now: datetime | None) -> ExtractRequest:
+        """This request with ``now`` set: an explicit ``now`` wins, then the venue's clock, then ours."""
+        if self.now is not None:
+            return self
+        return dataclasses.replace(self, now=venue_now or datetime.now(UTC))
+
+    @property
+    def is_past(self) -> bool:
+        """The interval ended longer ago than :func:`freshness_tolerance`: history endpoints only."""
+        now = self.now or datetime.now(UTC)
+        return now - self.interval_end > freshness_tolerance(self.interval_start, self.interval_end)
+
+    def retention_gap(self, oldest_needed_ms: int, retention: timedelta, what: str) -> str | None:
+        """Why ``what`` cannot be asked for this interval (its oldest bucket is older than the venue keeps it),
+        or None when it can."""
+        now = self.now or datetime.now(UTC)
+        edge = now - retention + RETENTION_MARGIN
+        if datetime.fromtimestamp(oldest_needed_ms / 1000, UTC) < edge:
+            return (
+                f"{OUTSIDE_RETENTION}: {what} keeps {retention.days or retention} days of history and this interval "
+                f"needs data from {datetime.fromtimestamp(oldest_needed_ms / 1000, UTC):%Y-%m-%d %H:%M} UTC"
+            )
+        return None
 
     @property
     def interval_end_ms(self) -> int:
@@ -72,6 +138,28 @@ class VenueExtract:
     instruments: dict[str, str] = field(default_factory=dict)  # base symbol -> venue instrument
     skipped: dict[str, str] = field(default_factory=dict)  # base symbol -> why it was not requested
     fatal: str | None = None  # set when nothing useful could be fetched (listing failed, geo-block...)
+    # metric -> why the venue cannot give it for this interval (snapshot-only endpoint, outside retention)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    history: bool = False  # the past-interval (history endpoints only) plan was used
+    as_of: datetime | None = None  # the clock the plan was decided on
+
+
+SNAPSHOT_ONLY = "not available for this interval: {venue} {endpoint} gives only the current value (no history)"
+
+
+def snapshot_only(venue: str, endpoint: str, metrics: tuple[str, ...]) -> dict[str, str]:
+    return {metric: SNAPSHOT_ONLY.format(venue=venue, endpoint=endpoint) for metric in metrics}
+
+
+def venue_clock(result: FetchResult) -> datetime | None:
+    """The venue's clock when it answered: the ``Date`` header of the landed response (None if absent)."""
+    if not result.raw_paths:
+        return None
+    try:
+        date = read_raw(result.raw_paths[-1]).meta.get("headers", {}).get("date")
+        return parsedate_to_datetime(date).astimezone(UTC) if date else None
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 def venue_module(venue: str) -> ModuleType:
@@ -170,6 +258,9 @@ async def extract_venue(
         "requests_sent": requests_sent,
         "status_counts": status_counts,
         "requests": [result.summary() for result in extract.results],
+        "history": extract.history,
+        "as_of": extract.as_of.isoformat() if extract.as_of else None,
+        "unavailable": extract.unavailable,
     }
     path = manifest_path(data_dir, venue, request.interval_end, run_id, attempt)
     write_json_atomic(path, manifest)

@@ -8,7 +8,10 @@ A blocked interval records only its validation (own transaction), publishes noth
 :class:`positioning.quality.QualityGateError`.
 
 Re-running an interval replaces that interval's core rows and quarantine (delete + insert by ``ts``) and never
-touches other intervals. The ops and validation tables are a log keyed by run: re-loading the same run replaces
+touches other intervals, with one exception: a (venue, metric) that this run's manifests list as ``unavailable``
+(a past interval whose value the venue only had as a snapshot, or an interval beyond its retention) keeps the rows
+an earlier run stored for it, so backfilling an hour that a live run already collected never loses its current
+values. The unavailable pairs themselves go to ``ops.interval_unavailable`` (replaced per ts). The ops and validation tables are a log keyed by run: re-loading the same run replaces
 its rows.
 """
 
@@ -24,7 +27,7 @@ import duckdb
 import polars as pl
 
 from positioning.config import data_dir
-from positioning.extract import manifest_path
+from positioning.extract import manifest_path, unavailable_kind
 from positioning.normalize import ParsedRows, build_facts, instrument_rows, parse_manifest
 from positioning.quality import (
     GateReport,
@@ -101,10 +104,33 @@ def _ops_frames(manifests: list[dict[str, Any]], ts: datetime) -> dict[str, pl.D
                     "raw_paths": request["raw_paths"],
                 }
             )
+    unavailable = []
     for manifest in latest_tries(manifests):
         for symbol, reason in manifest["skipped"].items():
             skipped.append({"ts": ts, "venue": manifest["venue"], "symbol": symbol, "reason": reason})
+        for metric, reason in manifest.get("unavailable", {}).items():
+            unavailable.append(
+                {
+                    "ts": ts,
+                    "venue": manifest["venue"],
+                    "metric": metric,
+                    "kind": unavailable_kind(reason),
+                    "reason": reason,
+                    "run_id": manifest["run_id"],
+                }
+            )
     return {
+        "interval_unavailable": pl.DataFrame(
+            unavailable,
+            schema={
+                "ts": pl.Datetime("us"),
+                "venue": pl.String,
+                "metric": pl.String,
+                "kind": pl.String,
+                "reason": pl.String,
+                "run_id": pl.String,
+            },
+        ),
         "extract_runs": pl.DataFrame(runs, infer_schema_length=None),
         "extract_failures": pl.DataFrame(
             failures,
@@ -176,6 +202,14 @@ def replace_ops(con: duckdb.DuckDBPyConnection, staged: dict[str, Any], run_id: 
         _insert(con, f"ops.{table}", staged[table])
     con.execute("DELETE FROM ops.skipped_symbols WHERE ts = ?", [staged["ts"]])
     _insert(con, "ops.skipped_symbols", staged["skipped_symbols"])
+    con.execute("DELETE FROM ops.interval_unavailable WHERE ts = ?", [staged["ts"]])
+    _insert(con, "ops.interval_unavailable", staged["interval_unavailable"])
+
+
+def kept_pairs(staged: dict[str, Any]) -> list[str]:
+    """``venue|metric`` pairs this load cannot observe: their existing rows at ts are kept, not replaced."""
+    frame = staged["interval_unavailable"]
+    return sorted({f"{venue}|{metric}" for venue, metric in frame.select("venue", "metric").iter_rows()})
 
 
 def publish(
@@ -187,7 +221,10 @@ def publish(
     facts = staged["facts"] if report is None else report.publish
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM core.fact_positioning WHERE ts = ?", [ts])
+        con.execute(
+            "DELETE FROM core.fact_positioning WHERE ts = ? AND NOT list_contains(?::VARCHAR[], venue || '|' || metric)",
+            [ts, kept_pairs(staged)],
+        )
         _insert(con, "core.fact_positioning", facts)
         con.register("_instruments", staged["instruments"])
         con.execute(

@@ -4,6 +4,17 @@ Reads only what the run's manifests point at (the last attempt of each successfu
 modules' pure parsers, then does the cross-payload work with polars: symbol mapping, contract → coin
 conversion, USD from the same venue's mark price where the venue reports none, the latest ratio bucket at or
 before the interval end, and the OKX 24 h OI change.
+
+Buckets (ratios, OI history): the value of an interval is the latest bucket that has *ended* at or before the
+interval end (bucket start + period <= end; venues stamp a bucket with its start) and started no earlier than
+one interval plus one period before the end (the window every plan requests). Live runs, past-interval runs and
+the bulk history fill all apply this one rule through :func:`bucket_facts`, vectorised over many interval ends
+(a polars as-of join), so that they give the same facts for the same interval.
+
+Binance ``openInterestHist`` rows become ``oi_coins`` and ``oi_usd`` (venue-reported USD) with the history period;
+OKX's coin-level ``open-interest-volume`` only feeds the 24 h change (see ``positioning.venues.okx``).
+A (venue, metric) that a manifest lists as ``unavailable`` for its interval never becomes a fact, even if a
+response happens to carry a current value for it (Strike's ``/markets`` listing does).
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from positioning.extract import venue_module
+from positioning.quality import period_seconds
 from positioning.raw import read_raw
 from positioning.rows import (
     FundingRate,
@@ -45,6 +57,9 @@ FACT_SCHEMA = {
 }
 ROW_TYPES = (Instrument, OpenInterest, MarkPrice, FundingRate, LongShortRatio, OpenInterestHistory)
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+# Venues whose OI history is per instrument (the same quantity as their current OI): it becomes their OI facts.
+INSTRUMENT_OI_HISTORY_VENUES = ("binance",)
 
 
 @dataclass
@@ -136,16 +151,101 @@ def _fact(frame: pl.DataFrame, metric: str | pl.Expr, value: pl.Expr, unit: str,
         "long_share": extra.pop("long_share", pl.lit(None, pl.Float64)),
         "short_share": extra.pop("short_share", pl.lit(None, pl.Float64)),
         "source_ts": pl.from_epoch(pl.col("ts_ms"), time_unit="ms").cast(pl.Datetime("us")),
+        **extra,  # end_ms: the interval end of a row of a multi-interval (history) build
     }
     return frame.filter(value.is_not_null()).select(**columns)
 
 
-def build_facts(manifests: list[dict[str, Any]], parsed: ParsedRows, interval_end: datetime) -> pl.DataFrame:
+def _key_map(symbol_map: pl.DataFrame) -> pl.DataFrame:
+    """Ratio and history keys are instruments (Binance, Bitget) or base coins (OKX currency statistics)."""
+    return pl.concat(
+        [
+            symbol_map.rename({"instrument": "key"}).with_columns(instrument=pl.col("key")),
+            symbol_map.with_columns(key=pl.col("symbol")).select("venue", "symbol", "key", "instrument"),
+        ],
+        how="diagonal",
+    ).unique(["venue", "key"])
+
+
+def _with_period_ms(frame: pl.DataFrame) -> pl.DataFrame:
+    periods = {p: (period_seconds(p) or 0) * 1000 for p in frame["period"].unique().to_list()}
+    return frame.with_columns(
+        period_ms=pl.col("period").replace_strict(periods, default=0, return_dtype=pl.Int64),
+    )
+
+
+def latest_ended(rows: pl.DataFrame, keys: list[str], ends_ms: list[int], interval_ms: int) -> pl.DataFrame:
+    """For every interval end and every ``keys`` group: the latest row whose bucket ended at or before the end
+    and started no earlier than ``end - interval - period``; column ``end_ms`` says which end. Vectorised."""
+    rows = _with_period_ms(rows).with_columns(ended_ms=pl.col("ts_ms") + pl.col("period_ms"))
+    rows = rows.unique([*keys, "ts_ms"], keep="last").sort("ended_ms")
+    ends = pl.DataFrame({"end_ms": sorted(set(ends_ms))}, schema={"end_ms": pl.Int64})
+    grid = rows.select(keys).unique().join(ends, how="cross").sort("end_ms")
+    # Both sides are sorted on the as-of key globally, hence within every group.
+    joined = grid.join_asof(
+        rows, left_on="end_ms", right_on="ended_ms", by=keys, strategy="backward", check_sortedness=False
+    )
+    return joined.filter(
+        pl.col("ts_ms").is_not_null() & (pl.col("ts_ms") >= pl.col("end_ms") - interval_ms - pl.col("period_ms"))
+    )
+
+
+def bucket_facts(
+    symbol_map: pl.DataFrame, parsed: ParsedRows, ends_ms: list[int], interval_ms: int = HOUR_MS
+) -> pl.DataFrame:
+    """Facts from bucketed series (ratios, instrument OI history, OKX 24 h OI change) for every interval end in
+    ``ends_ms``; column ``end_ms`` is the interval end each row belongs to."""
+    key_map = _key_map(symbol_map)
+    ratio_rows = _frame(parsed.rows[LongShortRatio], LongShortRatio).join(key_map, on=["venue", "key"])
+    ratios = latest_ended(ratio_rows, ["venue", "symbol", "metric", "period"], ends_ms, interval_ms)
+    history = _frame(parsed.rows[OpenInterestHistory], OpenInterestHistory)
+    oi_rows = history.filter(pl.col("venue").is_in(INSTRUMENT_OI_HISTORY_VENUES)).join(
+        symbol_map.rename({"instrument": "key"}).with_columns(instrument=pl.col("key")), on=["venue", "key"]
+    )
+    oi = latest_ended(oi_rows, ["venue", "symbol", "period"], ends_ms, interval_ms)
+    parts = [
+        _fact(
+            ratios,
+            pl.col("metric"),
+            pl.col("ratio"),
+            "ratio",
+            period=pl.col("period"),
+            long_share=pl.col("long_share"),
+            short_share=pl.col("short_share"),
+            end_ms=pl.col("end_ms"),
+        ),
+        _fact(oi, "oi_coins", pl.col("coins"), "coin", period=pl.col("period"), end_ms=pl.col("end_ms")),
+        _fact(
+            oi,
+            "oi_usd",
+            pl.col("usd"),
+            "USD",
+            period=pl.col("period"),
+            usd_source=pl.lit("venue"),
+            end_ms=pl.col("end_ms"),
+        ),
+        _oi_change_24h(history, symbol_map, ends_ms, interval_ms),
+    ]
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def unavailable_pairs(manifests: list[dict[str, Any]]) -> pl.DataFrame:
+    """(venue, metric) pairs the manifests say the venue cannot give for their interval."""
+    pairs = [(m["venue"], metric) for m in manifests for metric in m.get("unavailable", {})]
+    return pl.DataFrame(pairs, schema={"venue": pl.String, "metric": pl.String}, orient="row").unique()
+
+
+def build_facts(
+    manifests: list[dict[str, Any]], parsed: ParsedRows, interval_end: datetime, interval_ms: int | None = None
+) -> pl.DataFrame:
     """The fact rows of one interval (without ts/run_id/loaded_at, which the loader adds)."""
     end_ms = int(interval_end.timestamp() * 1000)
     symbol_map = _symbol_map(manifests)
     if symbol_map.is_empty():
         return pl.DataFrame(schema={k: v for k, v in FACT_SCHEMA.items() if k != "ts"})
+    if interval_ms is None:
+        starts = [m["interval_start"] for m in manifests if m.get("interval_start")]
+        interval_ms = end_ms - int(datetime.fromisoformat(min(starts)).timestamp() * 1000) if starts else HOUR_MS
     instruments = _frame(parsed.rows[Instrument], Instrument)
     contract_values = instruments.select("venue", "instrument", "contract_value").unique(["venue", "instrument"])
 
@@ -172,20 +272,10 @@ def build_facts(manifests: list[dict[str, Any]], parsed: ParsedRows, interval_en
             _latest(_frame(parsed.rows[FundingRate], FundingRate), ["venue", "instrument"])
             .join(symbol_map, on=["venue", "instrument"])
             .select("venue", "symbol", "instrument", "ts_ms", "funding_rate"),
-        ]
+        ],
+        how="vertical_relaxed",  # either side may be empty (a past interval has neither)
     ).filter(pl.col("funding_rate").is_not_null())
     funding = _latest(funding, ["venue", "symbol"])
-
-    # Ratio keys are instruments (Binance, Bitget) or base coins (OKX currency statistics).
-    key_map = pl.concat(
-        [
-            symbol_map.rename({"instrument": "key"}).with_columns(instrument=pl.col("key")),
-            symbol_map.with_columns(key=pl.col("symbol")).select("venue", "symbol", "key", "instrument"),
-        ],
-        how="diagonal",
-    ).unique(["venue", "key"])
-    ratios = _frame(parsed.rows[LongShortRatio], LongShortRatio).filter(pl.col("ts_ms") <= end_ms)
-    ratios = _latest(ratios.join(key_map, on=["venue", "key"]), ["venue", "symbol", "metric", "period"])
 
     strike_sides = oi.filter(pl.col("long_usd").is_not_null() & pl.col("short_usd").is_not_null())
     parts = [
@@ -203,15 +293,6 @@ def build_facts(manifests: list[dict[str, Any]], parsed: ParsedRows, interval_en
         _fact(marks, "mark_price", pl.col("mark_price"), "USD"),
         _fact(funding, "funding_rate", pl.col("funding_rate"), "fraction"),
         _fact(
-            ratios,
-            pl.col("metric"),
-            pl.col("ratio"),
-            "ratio",
-            period=pl.col("period"),
-            long_share=pl.col("long_share"),
-            short_share=pl.col("short_share"),
-        ),
-        _fact(
             strike_sides,
             "ls_oi",
             pl.col("long_usd") / pl.col("short_usd"),
@@ -219,19 +300,23 @@ def build_facts(manifests: list[dict[str, Any]], parsed: ParsedRows, interval_en
             long_share=pl.col("long_usd") / (pl.col("long_usd") + pl.col("short_usd")),
             short_share=pl.col("short_usd") / (pl.col("long_usd") + pl.col("short_usd")),
         ),
-        _oi_change_24h(parsed, symbol_map, end_ms),
+        bucket_facts(symbol_map, parsed, [end_ms], interval_ms).drop("end_ms"),
     ]
-    return pl.concat([part for part in parts if not part.is_empty()] or [parts[0]], how="vertical_relaxed")
+    facts = pl.concat([part for part in parts if not part.is_empty()] or [parts[0]], how="vertical_relaxed")
+    return facts.join(unavailable_pairs(manifests), on=["venue", "metric"], how="anti")
 
 
-def _oi_change_24h(parsed: ParsedRows, symbol_map: pl.DataFrame, end_ms: int) -> pl.DataFrame:
-    """OKX coin-level OI (USD) change between the latest hourly bucket at or before the end and 24 h earlier."""
-    history = _frame(parsed.rows[OpenInterestHistory], OpenInterestHistory).filter(
-        (pl.col("venue") == "okx") & (pl.col("ts_ms") <= end_ms) & pl.col("usd").is_not_null()
-    )
+def _oi_change_24h(
+    history: pl.DataFrame, symbol_map: pl.DataFrame, ends_ms: list[int], interval_ms: int
+) -> pl.DataFrame:
+    """OKX coin-level OI (USD) change between the latest hourly bucket ended at or before each end and the
+    bucket 24 h before it."""
+    history = history.filter((pl.col("venue") == "okx") & pl.col("usd").is_not_null())
     okx_symbols = symbol_map.filter(pl.col("venue") == "okx")
-    latest = _latest(history, ["key"]).select("key", "ts_ms", now_usd="usd")
-    earlier = history.select("key", ts_ms=pl.col("ts_ms") + DAY_MS, then_usd="usd")
+    latest = latest_ended(history, ["key"], ends_ms, interval_ms).select("key", "end_ms", "ts_ms", now_usd="usd")
+    earlier = history.unique(["key", "ts_ms"], keep="last").select(
+        "key", ts_ms=pl.col("ts_ms") + DAY_MS, then_usd="usd"
+    )
     joined = (
         latest.join(earlier, on=["key", "ts_ms"])
         .join(okx_symbols, left_on="key", right_on="symbol")
@@ -243,6 +328,7 @@ def _oi_change_24h(parsed: ParsedRows, symbol_map: pl.DataFrame, end_ms: int) ->
         (pl.col("now_usd") - pl.col("then_usd")) / pl.col("then_usd") * 100,
         "percent",
         period=pl.lit("1H"),
+        end_ms=pl.col("end_ms"),
     )
 
 

@@ -115,6 +115,8 @@ def extract(
         "skipped": manifest["skipped"],
         "failed_requests": len(failed),
         "errors": [f"{r['endpoint']} {r['symbol'] or ''}: {r['error']}" for r in failed[:5]],
+        "history": manifest.get("history", False),
+        "unavailable": manifest.get("unavailable", {}),
     }
     log.info(
         "extract %s: %s, %d requests sent, %d symbols mapped, %d skipped (not listed), %d failed requests",
@@ -127,6 +129,11 @@ def extract(
     )
     for line in summary["errors"]:
         log.warning("extract %s failure: %s", venue, line)
+    if summary["history"]:
+        log.info("extract %s: past interval, history endpoints only (venue clock %s)", venue, manifest["as_of"])
+    for metric, reason in summary["unavailable"].items():
+        # Not an error: recorded in ops.interval_unavailable and shown by marts.coverage.
+        log.info("extract %s: %s %s", venue, metric, reason)
     if manifest["status"] == "failed":
         raise VenueExtractFailed(
             f"{venue}: {manifest['fatal']}", retryable=any(r.get("retryable") for r in failed) or not failed

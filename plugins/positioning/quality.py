@@ -38,6 +38,8 @@ Suites (one great-expectations run each, per interval; every expectation is list
       venue whose extract failed, or whose responses held no rows at all (an empty listing is never legitimate),
       is expected to have every requested symbol, so its completeness is 0. Present = expected symbols with a
       published (not quarantined) ``oi_usd`` row. A venue expected to have nothing counts as complete.
+      A venue whose manifest lists ``oi_usd`` as unavailable for the interval (a past interval of a snapshot-only
+      venue, or one beyond its retention: ``positioning.extract``) is expected to have nothing.
     * ``some_venue_complete``: the best venue's completeness >= the floor; below the floor on every venue is a
       batch failure ("block").
     * ``venue_oi_drift``: a venue's total OI USD against its previous published interval in
@@ -450,6 +452,8 @@ def coverage_frame(
         venue = manifest["venue"]
         delivered_nothing = manifest["status"] == "failed" or not rows_per_venue.get(venue)
         expected = sorted(manifest.get("symbols_requested", []) if delivered_nothing else manifest["instruments"])
+        if "oi_usd" in manifest.get("unavailable", {}):
+            expected = []  # a past interval the venue keeps no OI for (or beyond its retention): nothing is owed
         venue_oi = oi.filter(pl.col("venue") == venue)
         present = sorted(set(expected) & set(venue_oi["symbol"].to_list()))
         missing = sorted(set(expected) - set(present))

@@ -3,15 +3,30 @@
 Wire format: bare JSON objects/arrays, numbers as strings, ms timestamps as numbers (history endpoints: the
 docs say string, the live payload is a number, so both are accepted). Errors: ``{"code": -1121, "msg": ...}``
 with a 4xx status; 429 rate limit and 418 ban carry ``Retry-After``; 451 is a geo-block.
+
+Past intervals (see ``positioning.extract``): ``openInterestHist`` (``sumOpenInterest`` coins and
+``sumOpenInterestValue`` USD, so ``oi_usd`` stays venue-reported) and the three ratio endpoints, each with
+``startTime``/``endTime`` over the interval plus one bucket; ``premiumIndex`` and ``openInterest`` are current
+only, so mark price and funding rate are "not available" for a past interval. The ``/futures/data`` endpoints keep
+30 days (§1.2): an older interval is a gap, not a request.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from positioning.extract import PERIOD_MS, ExtractRequest, VenueExtract, gather_per_symbol, map_listed
+from positioning.extract import (
+    PERIOD_MS,
+    ExtractRequest,
+    VenueExtract,
+    gather_per_symbol,
+    map_listed,
+    snapshot_only,
+    venue_clock,
+)
 from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient
 from positioning.rows import (
     Instrument,
@@ -50,6 +65,8 @@ RATIO_ENDPOINTS = (
     (GLOBAL_ACCOUNT_RATIO, "ls_global_account"),
 )
 HISTORY_PAGE_LIMIT = 500  # §1.2 "max 500"
+HISTORY_RETENTION = timedelta(days=30)  # §1.2 "Only the data of the latest 30 days is available"
+HISTORY_ENDPOINTS = ((OPEN_INTEREST_HIST, ("oi_coins", "oi_usd")), *((e, (m,)) for e, m in RATIO_ENDPOINTS))
 PERPETUAL_DELIVERY_DATE = 4133404800000  # §1.7: a perp with another deliveryDate is scheduled for delisting
 RETRYABLE_CODES = {-1003: True, -1001: False, -1007: False}  # code -> means "rate limited"
 
@@ -203,9 +220,15 @@ def ratio_window(request: ExtractRequest) -> dict[str, int]:
     return {"startTime": start, "endTime": request.interval_end_ms, "limit": limit}
 
 
+def past_unavailable() -> dict[str, str]:
+    """What this venue cannot give for any past interval (metric -> reason); the bulk fill records it too."""
+    return snapshot_only(VENUE, "premiumIndex", ("mark_price", "funding_rate"))
+
+
 async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
-    """exchangeInfo + premiumIndex (all symbols, one call each), then per symbol: openInterest and the three
-    ratio endpoints (Binance has no batch form for them)."""
+    """exchangeInfo, then for a current interval premiumIndex (all symbols, one call) and per symbol openInterest
+    and the three ratio endpoints (Binance has no batch form for them); for a past interval per symbol
+    openInterestHist and the three ratio endpoints over the interval's window (:func:`history_calls`)."""
     result = VenueExtract(VENUE)
     listing = await client.get(EXCHANGE_INFO)
     result.results.append(listing)
@@ -218,7 +241,23 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
         result.fatal = str(exc)
         return result
     result.instruments, result.skipped = map_listed(VENUE, instruments, request.symbols)
+    request = request.with_clock(venue_clock(listing))
+    result.as_of = request.now
     window = ratio_window(request)
+    if request.is_past:
+        result.history = True
+        result.unavailable = past_unavailable()
+        gap = request.retention_gap(window["startTime"], HISTORY_RETENTION, f"{VENUE} /futures/data")
+        if gap:
+            result.unavailable.update({metric: gap for _, metrics in HISTORY_ENDPOINTS for metric in metrics})
+            return result
+        calls = [
+            client.get(endpoint, {"symbol": instrument, "period": request.ls_period, **window}, symbol=symbol)
+            for symbol, instrument in result.instruments.items()
+            for endpoint, _metrics in HISTORY_ENDPOINTS
+        ]
+        result.results.extend(await gather_per_symbol(calls))
+        return result
     calls = [client.get(PREMIUM_INDEX)]
     for symbol, instrument in result.instruments.items():
         calls.append(client.get(OPEN_INTEREST, {"symbol": instrument}, symbol=symbol))

@@ -10,6 +10,10 @@ weekly release window the API may answer ``45001``/``40725``/``40808``/``40015``
 so its parser returns two row kinds (OpenInterest and MarkPrice); the loader dispatches on row type.
 The three long/short endpoints are per symbol at 1 request/s each (the tightest limit of all venues), and their
 rows carry no symbol, so their parsers take it from the request ``params``.
+
+Past intervals (see ``positioning.extract``): Bitget keeps no public history of OI (§3.9) and its long/short
+endpoints take no time range (a short recent series only), so a past run fetches the contract listing (for the
+venue's clock and the symbol mapping) and records every metric as "not available for this interval".
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from positioning.extract import ExtractRequest, VenueExtract, gather_per_symbol, map_listed
+from positioning.extract import (
+    ExtractRequest,
+    VenueExtract,
+    gather_per_symbol,
+    map_listed,
+    snapshot_only,
+    venue_clock,
+)
 from positioning.http import Endpoint, EnvelopeError, FetchResult, RateLimit, VenueClient
 from positioning.rows import (
     Instrument,
@@ -33,6 +44,8 @@ from positioning.rows import (
 )
 
 VENUE = "bitget"
+# What a current run stores from this venue; none of it has a history endpoint.
+PAST_UNAVAILABLE = ("oi_coins", "oi_usd", "mark_price", "funding_rate", "ls_account")
 
 # "The rate limit of each API interface is calculated independently" plus an overall cap every call consumes.
 LIMITS = {
@@ -259,6 +272,11 @@ async def _open_interest(client: VenueClient, instruments: Mapping[str, str]) ->
     return [tickers, *await gather_per_symbol(fallback)]
 
 
+def past_unavailable() -> dict[str, str]:
+    """What this venue cannot give for any past interval (metric -> reason); the bulk fill records it too."""
+    return snapshot_only(VENUE, "public API", PAST_UNAVAILABLE)
+
+
 async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
     """contracts, tickers (one call each; per-symbol open-interest as fallback), then per listed symbol
     account-long-short only: at 1 request/s per endpoint the other two ratio endpoints would not add a metric
@@ -275,6 +293,12 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
         result.fatal = str(exc)
         return result
     result.instruments, result.skipped = map_listed(VENUE, instruments, request.symbols)
+    request = request.with_clock(venue_clock(listing))
+    result.as_of = request.now
+    if request.is_past:
+        result.history = True
+        result.unavailable = past_unavailable()
+        return result
     ratio_calls = [
         client.get(ACCOUNT_LONG_SHORT, {"symbol": instrument, "period": request.ls_period}, symbol=symbol)
         for symbol, instrument in result.instruments.items()

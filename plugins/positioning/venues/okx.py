@@ -11,14 +11,31 @@ swap: USD- (inverse) and USDC-margined ones too. Parsers keep only the USDT-marg
 The long/short ratio and the coin-level OI history come from the rubik currency statistics (``ccy=BTC``: all
 traders, FUTURES and SWAP of that coin combined); their rows are arrays (``[ts, ratio]``), not objects, and
 carry no coin, so those parsers take the coin and period from the request ``params``.
+
+Past intervals (see ``positioning.extract``): only the rubik currency endpoints have history (``begin``/``end``;
+5m within 2 days, 1H within 30 days, 1D within 180 days, §2.5), so a past run asks for the long/short account
+ratio (and, if asked, the hourly coin OI for the 24 h change) over the same window as a current run; open
+interest, mark price and funding are current only and recorded as "not available". ``open-interest-volume`` is
+deliberately *not* used as OKX's ``oi_usd`` for past intervals: it is the coin's OI over all its contracts (swaps
+and dated futures), a different quantity from the USDT-swap OI a current run stores, so mixing them would make
+``okx_oi_usd`` jump between live and backfilled hours. It stays the input of the 24 h change only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from positioning.extract import PERIOD_MS, ExtractRequest, VenueExtract, gather_per_symbol, map_listed
+from positioning.extract import (
+    PERIOD_MS,
+    ExtractRequest,
+    VenueExtract,
+    gather_per_symbol,
+    map_listed,
+    snapshot_only,
+    venue_clock,
+)
 from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient
 from positioning.rows import (
     FundingRate,
@@ -70,6 +87,9 @@ RETRYABLE_CODES = {"50011": True, "50013": True, "50001": False}
 
 # The rubik currency endpoints accept only these periods, spelled exactly so ("1h" -> 51000 Parameter period error).
 RUBIK_PERIOD_MS = {"5m": 300_000, "1H": 3_600_000, "1D": 86_400_000}
+# §2.5: how far back each rubik currency period reaches.
+RUBIK_RETENTION = {"5m": timedelta(days=2), "1H": timedelta(days=30), "1D": timedelta(days=180)}
+CURRENT_ONLY_METRICS = ("oi_contracts", "oi_coins", "oi_usd", "mark_price", "funding_rate")
 OI_CHANGE_PERIOD = "1H"
 OI_CHANGE_LOOKBACK_MS = 25 * 3_600_000  # 24 h back plus one bucket, so the bucket 24 h before the end exists
 
@@ -324,9 +344,34 @@ def oi_change_params(symbol: str, request: ExtractRequest) -> dict[str, Any]:
     }
 
 
+def _history_calls(client: VenueClient, result: VenueExtract, request: ExtractRequest) -> list:
+    """Per listed coin the rubik calls whose window the venue still keeps; a call outside its retention is
+    recorded in ``result.unavailable`` instead (a gap, not an error)."""
+    calls = []
+    plans = [(LONG_SHORT_ACCOUNT_RATIO, ratio_params, "ls_account")]
+    if request.include_oi_change_24h:
+        plans.append((OPEN_INTEREST_VOLUME, oi_change_params, "oi_usd_change_24h_pct"))
+    for endpoint, params_for, metric in plans:
+        sample = params_for("BTC", request)
+        gap = request.retention_gap(
+            sample["begin"], RUBIK_RETENTION[sample["period"]], f"{VENUE} {endpoint.name} at {sample['period']}"
+        )
+        if gap:
+            result.unavailable[metric] = gap
+            continue
+        calls += [client.get(endpoint, params_for(symbol, request), symbol=symbol) for symbol in result.instruments]
+    return calls
+
+
+def past_unavailable() -> dict[str, str]:
+    """What this venue cannot give for any past interval (metric -> reason); the bulk fill records it too."""
+    return snapshot_only(VENUE, "open-interest/mark-price/funding-rate", CURRENT_ONLY_METRICS)
+
+
 async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
-    """instruments, then open-interest, mark-price and funding-rate (all swaps, one call each), and per listed
-    coin the rubik long/short account ratio (plus, if asked, the hourly coin OI for the 24 h change)."""
+    """instruments, then for a current interval open-interest, mark-price and funding-rate (all swaps, one call
+    each), and per listed coin the rubik long/short account ratio (plus, if asked, the hourly coin OI for the
+    24 h change); for a past interval the rubik calls only."""
     result = VenueExtract(VENUE)
     listing = await client.get(INSTRUMENTS, SWAP)
     result.results.append(listing)
@@ -339,6 +384,13 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
         result.fatal = str(exc)
         return result
     result.instruments, result.skipped = map_listed(VENUE, instruments, request.symbols)
+    request = request.with_clock(venue_clock(listing))
+    result.as_of = request.now
+    if request.is_past:
+        result.history = True
+        result.unavailable = past_unavailable()
+        result.results.extend(await gather_per_symbol(_history_calls(client, result, request)))
+        return result
     calls = [
         client.get(OPEN_INTEREST, SWAP),
         client.get(MARK_PRICE, SWAP),

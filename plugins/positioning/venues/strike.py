@@ -20,6 +20,10 @@ ParseError rather than invent a time.
 
 Funding is asymmetric on Strike (a long and a short hourly rate), which the single ``funding_rate`` of a
 MarkPrice row cannot hold, so it is not mapped to rows (it stays in the raw files).
+
+Past intervals (see ``positioning.extract``): Strike has no history endpoint, so a past run fetches ``/markets``
+(for the venue's clock and the symbol mapping; the loader ignores its current values) and records every metric as
+"not available for this interval".
 """
 
 from __future__ import annotations
@@ -28,11 +32,20 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from positioning.extract import ExtractRequest, VenueExtract, gather_per_symbol, map_listed
+from positioning.extract import (
+    ExtractRequest,
+    VenueExtract,
+    gather_per_symbol,
+    map_listed,
+    snapshot_only,
+    venue_clock,
+)
 from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient
 from positioning.rows import Instrument, MarkPrice, OpenInterest, ParseError, number, timestamp_ms
 
 VENUE = "strike"
+# What a current run stores from this venue; none of it has a history endpoint.
+PAST_UNAVAILABLE = ("oi_usd", "ls_oi", "mark_price")
 
 # Public limits are undocumented (§4; the only documented one, 10/min, is per API key). A run needs at most
 # seven calls (/markets plus six markets), so a gentle cap costs nothing and keeps us clear of an unknown limit.
@@ -259,6 +272,11 @@ def _requested(instruments: Mapping[str, str], covered: Iterable[str]) -> dict[s
     return {symbol: market for symbol, market in instruments.items() if market not in covered}
 
 
+def past_unavailable() -> dict[str, str]:
+    """What this venue cannot give for any past interval (metric -> reason); the bulk fill records it too."""
+    return snapshot_only(VENUE, "public API", PAST_UNAVAILABLE)
+
+
 async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
     """/markets (one call); /market/{symbol} only for requested markets whose OI /markets did not carry."""
     result = VenueExtract(VENUE)
@@ -274,6 +292,12 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
         result.fatal = str(exc)
         return result
     result.instruments, result.skipped = map_listed(VENUE, instruments, request.symbols)
+    request = request.with_clock(venue_clock(listing))
+    result.as_of = request.now
+    if request.is_past:
+        result.history = True
+        result.unavailable = past_unavailable()
+        return result
     calls = [
         client.get(MARKET, symbol=symbol, path_params={"symbol": market})
         for symbol, market in _requested(result.instruments, covered).items()
