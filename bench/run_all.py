@@ -1,9 +1,9 @@
 """``make bench``: run every benchmark in bench/ and print one table.
 
 Each benchmark runs its own baseline in the same invocation and writes ``{"rows": [...]}`` (benchmark, ours,
-baseline, limit, note) to a JSON file; this script runs them one after another, keeps their full output under
-``bench/results/``, and prints: benchmark, our figure, baseline figure, ratio (baseline / ours), ratio to the limit
-(ours / limit) where a physical or documented limit exists.
+baseline, limit, note, and ``better: higher`` for throughputs) to a JSON file; this script runs them one after another, keeps their full output under
+``bench/results/``, and prints: benchmark, our figure, baseline figure, how much better ours is than the baseline,
+and how far ours is from the limit where a physical or documented limit exists (1.0 = at the limit).
 
     .venv/bin/python bench/run_all.py [--only extract marts ...]
 """
@@ -87,8 +87,13 @@ def main() -> int:
     table = []
     for row in rows:
         ours, baseline, limit = row.get("ours"), row.get("baseline"), row.get("limit")
-        ratio = baseline / ours if ours and baseline else None
-        to_limit = ours / limit if ours and limit else None
+        higher_is_better = row.get("better") == "higher"  # throughput; else times and counts
+        if higher_is_better:
+            ratio = ours / baseline if ours and baseline else None
+            to_limit = limit / ours if ours and limit else None
+        else:
+            ratio = baseline / ours if ours and baseline else None
+            to_limit = ours / limit if ours and limit else None
         table.append(
             [row["benchmark"], fmt(ours), fmt(baseline), fmt(ratio), fmt(limit), fmt(to_limit), row.get("note", "")]
         )
@@ -97,7 +102,7 @@ def main() -> int:
     print(
         tabulate(
             table,
-            headers=["benchmark", "ours", "baseline", "baseline/ours", "limit", "ours/limit", "note"],
+            headers=["benchmark", "ours", "baseline", "ours better by", "limit", "off the limit by", "note"],
             disable_numparse=True,
         )
     )
