@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint format bench airflow airflow-live clean
+.PHONY: venv demo test reliability lint format bench airflow airflow-live clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check dags plugins tests bench
 	$(BIN)/pytest -q -n 2 --dist loadfile
+
+# The reliability suite in full: the 60-scenario fault matrix through the DAG, SIGKILL before every publish
+# statement, concurrency, compaction, SQL audit, fuzzing (about 8 min on 2 cores). `make test` runs them reduced.
+reliability: $(STAMP)
+	POSITIONING_FULL_MATRIX=1 POSITIONING_MATRIX_REPORT=artifacts/reliability_matrix.txt \
+	  $(BIN)/pytest -q -p no:cacheprovider tests/test_reliability.py tests/test_crash.py tests/test_concurrency.py \
+	  tests/test_compaction.py tests/test_sql_safety.py tests/test_params_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check dags plugins tests bench

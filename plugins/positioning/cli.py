@@ -75,6 +75,15 @@ def cmd_top(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    from positioning.compact import compact
+    from positioning.config import data_dir
+
+    report = compact(args.data_dir or data_dir(), args.older_than_days, args.retention_days, log=print)
+    print(json.dumps(report.as_dict(), indent=1, default=str))
+    return 0
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from positioning.sim import serve_forever
 
@@ -326,6 +335,18 @@ def main(argv: list[str] | None = None) -> int:
     airflow.add_argument("--airflow-home", default=str(REPO_ROOT / ".airflow"))
     airflow.add_argument("--no-login", action="store_true", help="development only: every user is an admin")
     airflow.set_defaults(handler=cmd_airflow)
+
+    compact = commands.add_parser("compact", help="move old raw files into the Parquet archive; prune by retention")
+    compact.add_argument("--older-than-days", type=int, default=7)
+    compact.add_argument(
+        "--retention-days",
+        type=int,
+        default=None,
+        help="delete archived partitions older than this (default $POSITIONING_RAW_RETENTION_DAYS "
+        "or 400; 0 = keep forever)",
+    )
+    compact.add_argument("--data-dir", type=Path, default=None, help="default $POSITIONING_DATA_DIR")
+    compact.set_defaults(handler=cmd_compact)
 
     top = commands.add_parser("top", help="print the latest snapshot from the warehouse")
     top.add_argument("--sort", choices=SORT_KEYS, default="oi_desc")

@@ -1005,8 +1005,14 @@ def _validation_records(
             SUITE_RAW_ROWS: None,
             SUITE_VENUE_COVERAGE: report.coverage.height,
         }
+        # The report's own lines name the venue, symbol or value ("strike 0/2 symbols..."): prefer them.
+        detailed = {line.split(":", 1)[0]: line for line in (*report.blocking, *report.warnings, *report.quarantined)}
         lines = [
-            f"{r['level']} {r['expectation']}: {r['unexpected_count'] or 0} unexpected, observed {r['observed_value'][:200]}"
+            f"{r['level']} "
+            + detailed.get(
+                r["expectation"],
+                f"{r['expectation']}: {r['unexpected_count'] or 0} unexpected, observed {r['observed_value'][:200]}",
+            )
             for r in failed.iter_rows(named=True)
         ]
         began, seconds = suite_started[suite]

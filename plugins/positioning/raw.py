@@ -7,10 +7,18 @@ Layout (the design's)::
 Each file is one JSON object ``{"meta": {...}, "body": "<response text, verbatim>"}``. The body is kept as a
 string so malformed JSON and HTML error pages are landed exactly as received. Files are written to a temporary
 name and hard-linked into place, so a reader never sees half a file and an existing file is never replaced.
+
+Raw files older than a few days can be compacted (:mod:`positioning.compact`) into a partitioned Parquet archive::
+
+    $POSITIONING_DATA_DIR/archive/raw/venue=<v>/endpoint=<e>/date=<YYYY-MM-DD>/part-<hash>.parquet
+
+(one row per raw file: ``path`` relative to the data directory, ``meta`` as JSON text, ``body`` verbatim).
+:func:`read_raw` falls back to the archive when a file is gone, so manifests and re-parsing keep working.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -18,7 +26,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -45,9 +53,83 @@ class RawResponse:
 
 
 def read_raw(path: str | Path) -> RawResponse:
-    with open(path, encoding="utf-8") as handle:
-        record = json.load(handle)
+    """A landed raw file; from the Parquet archive when compaction has moved it there."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        archived = read_archived(path)
+        if archived is None:
+            raise FileNotFoundError(
+                f"raw file {path} is neither on disk nor in the raw archive (pruned by POSITIONING_RAW_RETENTION_DAYS?)"
+            ) from None
+        return archived
     return RawResponse(Path(path), record["meta"], record["body"])
+
+
+# ---------------------------------------------------------------------------------------------- the archive
+
+ARCHIVE_ROOT = PurePosixPath("archive") / "raw"  # under the data directory
+ARCHIVE_COLUMNS = ("path", "meta", "body")
+
+
+@dataclass(frozen=True)
+class RawLocation:
+    """Where a landed raw file belongs: its data directory, its path relative to it, its archive partition."""
+
+    data_dir: Path
+    relative: str  # raw/venue=<v>/endpoint=<e>/date=<d>/<name>.json, POSIX separators
+    archive_partition: Path
+
+
+def locate_raw(path: str | Path) -> RawLocation | None:
+    """Split a raw file path (``.../raw/venue=v/endpoint=e/date=d/name.json``); None if it is not one."""
+    parts = Path(path).parts
+    if len(parts) < 5:
+        return None
+    raw, venue, endpoint, date, _name = parts[-5:]
+    if raw != "raw" or not (
+        venue.startswith("venue=") and endpoint.startswith("endpoint=") and date.startswith("date=")
+    ):
+        return None
+    data = Path(*parts[:-5]) if len(parts) > 5 else Path(".")
+    return RawLocation(data, "/".join(parts[-5:]), data.joinpath(*ARCHIVE_ROOT.parts, venue, endpoint, date))
+
+
+def archive_parts(partition: Path) -> list[Path]:
+    return sorted(p for p in partition.glob("part-*.parquet")) if partition.is_dir() else []
+
+
+def archived_records(partition: Path) -> dict[str, tuple[str, str]]:
+    """relative path -> (meta JSON text, body) of every file archived in one archive partition."""
+    signature = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in archive_parts(partition))
+    return _archived_records(str(partition), signature)
+
+
+@functools.lru_cache(maxsize=16)
+def _archived_records(partition: str, signature: tuple) -> dict[str, tuple[str, str]]:
+    # A re-parse reads many files of one partition: each partition is read once (the signature changes when a
+    # part is added or pruned, which invalidates the entry).
+    import pyarrow.parquet as pq
+
+    records: dict[str, tuple[str, str]] = {}
+    for name, _mtime, _size in signature:
+        table = pq.read_table(Path(partition) / name, columns=list(ARCHIVE_COLUMNS))
+        for path, meta, body in zip(*(table.column(c).to_pylist() for c in ARCHIVE_COLUMNS), strict=True):
+            records[path] = (meta, body)
+    return records
+
+
+def read_archived(path: str | Path) -> RawResponse | None:
+    """The raw file at ``path`` from the archive, or None if it is not archived."""
+    location = locate_raw(path)
+    if location is None:
+        return None
+    found = archived_records(location.archive_partition).get(location.relative)
+    if found is None:
+        return None
+    meta, body = found
+    return RawResponse(Path(path), json.loads(meta), body)
 
 
 class RawLander:

@@ -7,6 +7,7 @@ analyst's short read-only session makes the loader wait rather than fail mysteri
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,8 @@ import duckdb
 
 from positioning.config import sql_dir, warehouse_path
 
-LOCK_WAIT_SECONDS = 120.0
+# How long a writer waits for another process to release the file (POSITIONING_WAREHOUSE_LOCK_WAIT).
+LOCK_WAIT_SECONDS = float(os.environ.get("POSITIONING_WAREHOUSE_LOCK_WAIT", "120"))
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
@@ -33,10 +35,12 @@ def connect(
     path: Path | None = None,
     *,
     read_only: bool = False,
-    lock_wait: float = LOCK_WAIT_SECONDS,
+    lock_wait: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse, waiting up to ``lock_wait`` seconds while another process holds its lock."""
+    """Open the warehouse, waiting up to ``lock_wait`` seconds (default: ``LOCK_WAIT_SECONDS``, read at call time)
+    while another process holds its lock."""
+    lock_wait = LOCK_WAIT_SECONDS if lock_wait is None else lock_wait
     path = Path(path or warehouse_path())
     if read_only and not path.exists():
         raise FileNotFoundError(f"no warehouse at {path}: run the positioning DAG (or `make demo`) first")

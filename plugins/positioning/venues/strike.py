@@ -93,7 +93,10 @@ def envelope_error(payload: Any) -> EnvelopeError | None:
     return EnvelopeError(
         code_text,
         str(message),
-        retryable=rate_limited or code_text in RETRYABLE_ERROR_CODES,
+        # A bare {"success": false, "message": "INTERNAL_ERROR"} carries its code in the message.
+        retryable=rate_limited
+        or code_text in RETRYABLE_ERROR_CODES
+        or str(message).strip().upper() in RETRYABLE_ERROR_CODES,
         rate_limited=rate_limited,
     )
 
