@@ -38,13 +38,34 @@ def airflow_db() -> None:
     db.initdb()
 
 
+class DagWithDefaultConf:
+    """The DAG, whose ``test()`` spells out every param's default under the given conf.
+
+    Within one session ``dag.test()`` lets a previous run's conf leak into a later run's params (the serialized
+    DAG it writes to the metadata DB is reused), so a test that leaves a param out could inherit another test's
+    value depending on test order. Filling the defaults makes every run's params exactly what its test says.
+    """
+
+    def __init__(self, dag):
+        self._dag = dag
+
+    def __getattr__(self, name):
+        return getattr(self._dag, name)
+
+    def test(self, *args, run_conf=None, **kwargs):
+        from positioning.params import dag_params
+
+        defaults = {name: param.value for name, param in dag_params().items()}
+        return self._dag.test(*args, run_conf={**defaults, **(run_conf or {})}, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def positioning_dag(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert not bag.import_errors, bag.import_errors
-    return bag.get_dag("positioning")
+    return DagWithDefaultConf(bag.get_dag("positioning"))
 
 
 @pytest.fixture

@@ -67,7 +67,6 @@ def data(extracted, tmp_path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             text = source.read_text(encoding="utf-8")
             target.write_text(text.replace(str(extracted), str(copy)) if "manifests" in source.parts else text)
-    os.environ.setdefault("POSITIONING_QUALITY_DATA_DOCS", "0")
     return copy
 
 

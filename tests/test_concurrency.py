@@ -113,7 +113,6 @@ def sequential_reference(extracted, tmp_path_factory) -> dict:
 
     copy = tmp_path_factory.mktemp("sequential") / "data"
     shutil.copytree(extracted, copy)
-    os.environ.setdefault("POSITIONING_QUALITY_DATA_DOCS", "0")
     for end in INTERVALS:
         load_interval(end, run_id_of(end), data=copy)
     return facts_by_ts(copy / "warehouse.duckdb")
@@ -181,7 +180,6 @@ def loaded_once(extracted, tmp_path) -> Path:
 
     data = tmp_path / "data"
     shutil.copytree(extracted, data)
-    os.environ.setdefault("POSITIONING_QUALITY_DATA_DOCS", "0")
     load_interval(INTERVALS[0], run_id_of(INTERVALS[0]), data=data)
     return data
 

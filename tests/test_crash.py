@@ -196,7 +196,6 @@ def published(tmp_path_factory):
         extract_run(sim.base_url, data, "run-a", ("BTC", "ETH"))
     with VenueSimulator(port=0, seed=8, now_ms=SIM_NOW_MS, rate_limits=RELAXED_SIM) as sim:
         extract_run(sim.base_url, data, "run-b", ("BTC", "ETH", "SOL"))
-    os.environ.setdefault("POSITIONING_QUALITY_DATA_DOCS", "0")
     load_interval(INTERVAL_END, "run-a", data=data)
     return data
 
