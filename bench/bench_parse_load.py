@@ -79,7 +79,7 @@ def run_ours(data: str, plan_json: dict, queue) -> None:
     for chunk in chunks:
         parse_manifest(chunk, parsed)
     timings["parse"] = time.perf_counter() - started
-    raw_rows = sum(len(rows) for rows in parsed.rows.values())
+    raw_rows = parsed.count()
     began = time.perf_counter()
     symbol_map = _symbol_map([c for c in chunks if c["chunk"] != "listing"])
     ends_ms = [int(end.timestamp() * 1000) for end in plan.ends]

@@ -457,7 +457,7 @@ def unavailable_by_end(plan: BulkPlan) -> dict[datetime, dict[str, dict[str, str
     return result
 
 
-def _raw_rows_with_ts(files: list[tuple[str, str, str, list[Any]]]) -> pl.DataFrame:
+def _raw_rows_with_ts(files: list[tuple[str, str, str, Any]]) -> pl.DataFrame:
     """The gate's raw-row frame plus each row's bucket ts (null for listing rows)."""
     from positioning.quality import raw_row_frame
 

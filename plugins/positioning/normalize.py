@@ -69,7 +69,23 @@ class ParsedRows:
     # (venue, endpoint, raw_path, rows) per parsed raw file, before any de-duplication: the quality gate checks
     # that no response carries the same key twice (the facts keep only the latest row per key, so a venue that
     # repeats its rows would otherwise pass unnoticed).
-    files: list[tuple[str, str, str, list[Any]]] = field(default_factory=list)
+    # A vectorised batch (see ``parse_manifest``) is one entry ``(venue, "", "", frame)`` whose frame holds the
+    # raw-row keys already: columns venue, endpoint, raw_path, row_type, row_key (``quality.raw_row_frame``).
+    files: list[tuple[str, str, str, list[Any] | pl.DataFrame]] = field(default_factory=list)
+    # Rows parsed by the venues' frame parsers, already in ``_frame`` form: read them with :meth:`frame`.
+    frames: dict[type, list[pl.DataFrame]] = field(default_factory=lambda: defaultdict(list))
+
+    def frame(self, row_type: type) -> pl.DataFrame:
+        """Every row of ``row_type``, from the row parsers and the frame parsers, as one ``_frame`` frame."""
+        rows = _frame(self.rows[row_type], row_type)
+        frames = [f for f in self.frames.get(row_type, []) if f.height]
+        return pl.concat([rows, *frames], how="vertical") if frames else rows
+
+    def count(self) -> int:
+        """How many rows were parsed (both paths)."""
+        return sum(len(rows) for rows in self.rows.values()) + sum(
+            f.height for frames in self.frames.values() for f in frames
+        )
 
 
 def _received_ms(meta: dict[str, Any]) -> int:
@@ -83,10 +99,23 @@ def _received_ms(meta: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(meta["received_at"]).timestamp() * 1000)
 
 
-def parse_manifest(manifest: dict[str, Any], parsed: ParsedRows | None = None) -> ParsedRows:
-    """Parse the final attempt of every successful request in one venue's manifest."""
-    parsed = parsed or ParsedRows()
+# Row type and raw-row key columns (``quality._KEY_FIELDS`` the type has) of the frame parsers' output.
+_FRAME_KEYS = {"metric": (LongShortRatio, ("key", "metric", "period", "ts_ms"))}
+_FRAME_KEYS_DEFAULT = (OpenInterestHistory, ("key", "period", "ts_ms"))
+
+
+def parse_manifest(
+    manifest: dict[str, Any], parsed: ParsedRows | None = None, *, vectorised: bool = True
+) -> ParsedRows:
+    """Parse the final attempt of every successful request in one venue's manifest.
+
+    ``vectorised``: endpoints with a frame parser (``module.FRAME_PARSERS``) are parsed in one polars batch per
+    manifest; a page the frame parser does not take is parsed by the row parser, so the result is the same.
+    """
+    parsed = parsed if parsed is not None else ParsedRows()
     module = venue_module(manifest["venue"])
+    frame_parsers = getattr(module, "FRAME_PARSERS", {}) if vectorised else {}
+    batches: dict[str, list[tuple[Any, str, dict[str, Any]]]] = defaultdict(list)
     for request in manifest["requests"]:
         if not request["ok"] or not request["raw_paths"]:
             continue
@@ -97,17 +126,50 @@ def parse_manifest(manifest: dict[str, Any], parsed: ParsedRows | None = None) -
         if parser is None:
             continue
         params = {**raw.meta.get("params", {}), "_received_at_ms": _received_ms(raw.meta)}
-        try:
-            rows = parser(raw.json(), params)
-        except (ParseError, ValueError, TypeError, KeyError) as exc:
-            parsed.errors.append(
-                {"venue": manifest["venue"], "endpoint": endpoint, "raw_path": str(path), "error": str(exc)}
-            )
+        if endpoint in frame_parsers:
+            batches[endpoint].append((raw, str(path), params))
             continue
-        parsed.files.append((manifest["venue"], endpoint, str(path), rows))
-        for row in rows:
-            parsed.rows[type(row)].append(row)
+        _parse_rows(parsed, manifest["venue"], parser, raw, str(path), endpoint, params)
+    for endpoint, pages in batches.items():
+        _parse_frames(parsed, manifest["venue"], module, endpoint, pages)
     return parsed
+
+
+def _parse_rows(
+    parsed: ParsedRows, venue: str, parser: Any, raw: Any, path: str, endpoint: str, params: dict[str, Any]
+) -> None:
+    try:
+        rows = parser(raw.json(), params)
+    except (ParseError, ValueError, TypeError, KeyError) as exc:
+        parsed.errors.append({"venue": venue, "endpoint": endpoint, "raw_path": path, "error": str(exc)})
+        return
+    parsed.files.append((venue, endpoint, path, rows))
+    for row in rows:
+        parsed.rows[type(row)].append(row)
+
+
+def _parse_frames(
+    parsed: ParsedRows, venue: str, module: Any, endpoint: str, pages: list[tuple[Any, str, dict[str, Any]]]
+) -> None:
+    frame, rejected = module.FRAME_PARSERS[endpoint]([(raw.body, params) for raw, _path, params in pages])
+    row_type, key_fields = _FRAME_KEYS_DEFAULT
+    for column, (candidate, fields) in _FRAME_KEYS.items():
+        if column in frame.columns:
+            row_type, key_fields = candidate, fields
+    if frame.height:
+        paths = pl.Series("raw_path", [path for _raw, path, _params in pages], pl.String)
+        keys = frame.select(
+            venue=pl.lit(venue, pl.String),
+            endpoint=pl.lit(endpoint, pl.String),
+            raw_path=paths.gather(frame["_page"]),
+            row_type=pl.lit(row_type.__name__, pl.String),
+            row_key=pl.concat_str([pl.col(name).cast(pl.String) for name in key_fields], separator="|"),
+        )
+        parsed.files.append((venue, "", "", keys))
+        parsed.frames[row_type].append(frame.drop("_page"))
+    for index in rejected:
+        raw, path, params = pages[index]
+        _parse_rows(parsed, venue, module.PARSERS[endpoint], raw, path, endpoint, params)
 
 
 def _frame(rows: list[Any], row_type: type) -> pl.DataFrame:
@@ -194,9 +256,9 @@ def bucket_facts(
     """Facts from bucketed series (ratios, instrument OI history, OKX 24 h OI change) for every interval end in
     ``ends_ms``; column ``end_ms`` is the interval end each row belongs to."""
     key_map = _key_map(symbol_map)
-    ratio_rows = _frame(parsed.rows[LongShortRatio], LongShortRatio).join(key_map, on=["venue", "key"])
+    ratio_rows = parsed.frame(LongShortRatio).join(key_map, on=["venue", "key"])
     ratios = latest_ended(ratio_rows, ["venue", "symbol", "metric", "period"], ends_ms, interval_ms)
-    history = _frame(parsed.rows[OpenInterestHistory], OpenInterestHistory)
+    history = parsed.frame(OpenInterestHistory)
     oi_rows = history.filter(pl.col("venue").is_in(INSTRUMENT_OI_HISTORY_VENUES)).join(
         symbol_map.rename({"instrument": "key"}).with_columns(instrument=pl.col("key")), on=["venue", "key"]
     )

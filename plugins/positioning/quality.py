@@ -404,16 +404,31 @@ def audit_frame(facts: pl.DataFrame, window: Window, extract_seconds: dict[str, 
 _KEY_FIELDS = ("instrument", "key", "metric", "period", "ts_ms")
 
 
-def raw_row_frame(files: Iterable[tuple[str, str, str, list[Any]]]) -> pl.DataFrame:
-    """One row per parsed row of every raw response: (venue, endpoint, raw_path, row_type, row_key)."""
-    records = []
+def raw_row_frame(files: Iterable[tuple[str, str, str, Any]]) -> pl.DataFrame:
+    """One row per parsed row of every raw response: (venue, endpoint, raw_path, row_type, row_key).
+
+    An entry whose rows are a polars frame (a vectorised parse, ``normalize.parse_manifest``) carries these
+    columns already."""
+    columns = ["venue", "endpoint", "raw_path", "row_type", "row_key"]
+    parts: list[pl.DataFrame] = []
+    records: list[tuple[str, str, str, str, str]] = []
+
+    def flush() -> None:
+        if records:
+            parts.append(pl.DataFrame(records, schema=dict.fromkeys(columns, pl.String), orient="row"))
+            records.clear()
+
     for venue, endpoint, raw_path, rows in files:
+        if isinstance(rows, pl.DataFrame):
+            flush()
+            parts.append(rows.select(columns))
+            continue
         for row in rows:
             key = "|".join(str(getattr(row, name)) for name in _KEY_FIELDS if hasattr(row, name))
             records.append((venue, endpoint, raw_path, type(row).__name__, key))
-    return pl.DataFrame(
-        records, schema=["venue", "endpoint", "raw_path", "row_type", "row_key"], orient="row"
-    ).with_row_index("row_id")
+    flush()
+    frame = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
+    return frame.with_row_index("row_id")
 
 
 def previous_oi(con: duckdb.DuckDBPyConnection, ts: datetime) -> pl.DataFrame:

@@ -13,10 +13,14 @@ only, so mark price and funding rate are "not available" for a past interval. Th
 
 from __future__ import annotations
 
+import io
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
+
+import numpy as np
+import polars as pl
 
 from positioning.extract import (
     PERIOD_MS,
@@ -206,6 +210,128 @@ PARSERS = {
     OPEN_INTEREST.name: parse_open_interest,
     OPEN_INTEREST_HIST.name: parse_open_interest_hist,
     **{endpoint.name: _ratio_parser(endpoint, metric) for endpoint, metric in RATIO_ENDPOINTS},
+}
+
+
+# ------------------------------------------------------------------------------------ vectorised parsers
+# The history endpoints in bulk: many pages per polars call, the same frames as the row parsers above (then
+# ``normalize._frame``). A page is taken only if every value is in a form whose meaning is certain (numeric
+# strings both ``float()`` and polars read alike, letter-led symbols, integer timestamps); any other page is
+# "rejected" and the caller parses it with the row parser, so errors and edge cases stay the row parser's.
+
+_NUMBER = r"^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:nan|inf|infinity))$"
+_SYMBOL = r"^[A-Za-z][A-Za-z0-9_.\-]*$"
+_NOT_SYMBOLS = ["true", "false", "null", "nan", "inf", "infinity"]
+# A value sent other than as a JSON string (a bare number's text would have to convert exactly as float() does):
+# the page is left to the row parser. Every occurrence of the quoted field name must open a string or null.
+_VALUE_FIELDS = ("sumOpenInterest", "sumOpenInterestValue", "longShortRatio", "longAccount", "shortAccount")
+
+
+def _values_are_strings(body: str, names: Sequence[str]) -> bool:
+    for name in names:
+        quoted = f'"{name}"'
+        total = body.count(quoted)
+        strings = body.count(quoted + ':"') + body.count(quoted + ': "')
+        if total and total != strings + body.count(quoted + ":null") + body.count(quoted + ": null"):
+            return False
+    return True
+
+
+def _frame_parser(endpoint: str, required: dict[str, str], optional: dict[str, str], metric: str | None):
+    """``parse(pages) -> (frame, rejected)``: pages are ``(body_text, params)``; the frame has the row type's
+    columns plus ``_page`` (index into ``pages``); ``rejected`` lists the pages the row parser must take."""
+    fields = ["symbol", "timestamp", *required, *optional]
+    schema = dict.fromkeys(fields, pl.String)
+    as_number = {name: pl.col(name).cast(pl.Float64, strict=False) for name in fields}
+
+    def valid(name: str) -> pl.Expr:
+        return pl.col(name).str.contains(_NUMBER) & as_number[name].is_not_null()
+
+    ts = as_number["timestamp"]
+    ok = (
+        pl.col("symbol").str.contains(_SYMBOL)
+        & ~pl.col("symbol").str.to_lowercase().is_in(_NOT_SYMBOLS)
+        & valid("timestamp")
+        & ts.is_finite()
+        & (ts >= 0)
+        & ts.cast(pl.Int64, strict=False).is_not_null()
+    )
+    for name in required:
+        ok = ok & valid(name)
+    for name in optional:
+        ok = ok & (pl.col(name).is_null() | (pl.col(name) == "") | valid(name))
+
+    def value(name: str) -> pl.Expr:
+        return pl.when(pl.col(name) != "").then(as_number[name])
+
+    columns: dict[str, pl.Expr] = {
+        "venue": pl.lit(VENUE),
+        "key": pl.col("symbol"),
+        **({"metric": pl.lit(metric)} if metric else {}),
+        "period": pl.col("period"),
+        "ts_ms": ts.cast(pl.Int64),
+        **{column: value(name) for name, column in {**required, **optional}.items()},
+        **({} if metric else {"contracts": pl.lit(None, pl.Float64)}),
+        "_page": pl.col("_page"),
+    }
+
+    values = [name for name in (*required, *optional) if name in _VALUE_FIELDS]
+    page_ok = ok.fill_null(False).all().over("_page")
+
+    def parse(pages: Sequence[tuple[str, Mapping[str, Any] | None]]) -> tuple[pl.DataFrame, list[int]]:
+        frames, taken, heights, rejected = [], [], [], []
+        for index, (body, _params) in enumerate(pages):
+            if not _values_are_strings(body, values):
+                rejected.append(index)
+                continue
+            try:
+                page = pl.read_json(io.StringIO(body), schema=schema)
+            except (Exception, pl.exceptions.PanicException):
+                rejected.append(index)
+                continue
+            if page.height == 0:  # "[]", or something the reader took for nothing: the row parser decides
+                rejected.append(index)
+                continue
+            frames.append(page)
+            taken.append(index)
+            heights.append(page.height)
+        if not frames:
+            empty = pl.DataFrame(schema={**schema, "_page": pl.Int64, "period": pl.String})
+            return empty.select(**columns), rejected
+        periods = pl.Series([str((pages[i][1] or {}).get("period", "")) for i in taken], dtype=pl.String)
+        position = pl.Series(np.repeat(np.arange(len(taken), dtype=np.int64), heights))
+        frame = (
+            pl.concat(frames, how="vertical")
+            .lazy()
+            .with_columns(
+                _page=pl.lit(pl.Series(np.asarray(taken, dtype=np.int64)).gather(position)),
+                period=pl.lit(periods.gather(position)),
+            )
+            .with_columns(_ok=page_ok)
+            .collect()
+        )
+        if not frame["_ok"].all():
+            rejected = sorted({*rejected, *frame.filter(~pl.col("_ok"))["_page"].unique().to_list()})
+            frame = frame.filter(pl.col("_ok"))
+        return frame.select(**columns), rejected
+
+    parse.__name__ = f"frame_parse_{endpoint}"
+    return parse
+
+
+FRAME_PARSERS = {
+    OPEN_INTEREST_HIST.name: _frame_parser(
+        OPEN_INTEREST_HIST.name, {"sumOpenInterest": "coins", "sumOpenInterestValue": "usd"}, {}, None
+    ),
+    **{
+        endpoint.name: _frame_parser(
+            endpoint.name,
+            {"longShortRatio": "ratio"},
+            {"longAccount": "long_share", "shortAccount": "short_share"},
+            metric,
+        )
+        for endpoint, metric in RATIO_ENDPOINTS
+    },
 }
 
 
