@@ -46,10 +46,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from positioning.http import FetchResult, RateLimit, RetryPolicy, VenueClient
+from positioning.http import Endpoint, FetchResult, RateLimit, RetryPolicy, VenueClient
 from positioning.params import LS_PERIODS  # noqa: F401  (re-exported for venue modules)
 from positioning.raw import RawLander, interval_stamp, read_raw, safe_component
-from positioning.rows import Instrument
+from positioning.rows import Instrument, ParseError
 
 PERIOD_MS = {
     "5m": 300_000,
@@ -300,3 +300,33 @@ def map_listed(
         else:
             mapped[symbol] = instrument.instrument
     return mapped, skipped
+
+
+async def fetch_listing(
+    client: VenueClient,
+    venue: str,
+    endpoint: Endpoint,
+    params: Mapping[str, Any] | None,
+    parse: Callable[[Any], list[Instrument]],
+    request: ExtractRequest,
+) -> tuple[VenueExtract, ExtractRequest, FetchResult]:
+    """Every venue plan's first step: the listing call, which symbols the venue trades, and the venue's clock.
+
+    Returns the extract so far (``fatal`` set when the listing failed or did not parse: nothing else is asked),
+    the request with ``now`` set from the listing's ``Date`` header, and the listing response itself.
+    """
+    result = VenueExtract(venue)
+    listing = await client.get(endpoint, params)
+    result.results.append(listing)
+    if not listing.ok:
+        result.fatal = f"{venue} {endpoint.name} failed: {listing.error}"
+        return result, request, listing
+    try:
+        instruments = parse(listing.payload)
+    except ParseError as exc:
+        result.fatal = str(exc)
+        return result, request, listing
+    result.instruments, result.skipped = map_listed(venue, instruments, request.symbols)
+    request = request.with_clock(venue_clock(listing))
+    result.as_of = request.now
+    return result, request, listing

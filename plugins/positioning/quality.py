@@ -59,7 +59,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Iterable
@@ -71,6 +70,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from positioning.settings import env_float
+
 SUITE_FACT_ROWS = "positioning.fact_rows"
 SUITE_RAW_ROWS = "positioning.raw_rows"
 SUITE_VENUE_COVERAGE = "positioning.venue_coverage"
@@ -79,16 +80,6 @@ SUITES = (SUITE_FACT_ROWS, SUITE_RAW_ROWS, SUITE_VENUE_COVERAGE)
 QUARANTINE, BLOCK, WARNING = "quarantine", "block", "warning"  # what a failure of a check does
 OI_METRICS = ("oi_contracts", "oi_coins", "oi_usd")
 DATA_DOCS_SITE = "quality"
-
-
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} must be a number") from None
 
 
 @dataclass(frozen=True)
@@ -115,7 +106,7 @@ class QualityConfig:
         defaults = cls()
         return cls(
             **{
-                f.name: _env_float(f"POSITIONING_QUALITY_{f.name.upper()}", getattr(defaults, f.name))
+                f.name: env_float(f"POSITIONING_QUALITY_{f.name.upper()}", getattr(defaults, f.name))
                 for f in fields(cls)
             }
         )

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, fields
 
 
-def _env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float) -> float:
+    """A float from the environment, ``default`` when unset or empty; a clear error naming the variable."""
     value = os.environ.get(name)
     if value is None or value == "":
         return default
@@ -34,7 +35,7 @@ class SkewThresholds:
     def from_env(cls) -> SkewThresholds:
         defaults = cls()
         return cls(
-            **{f.name: _env_float(f"POSITIONING_SKEW_{f.name.upper()}", getattr(defaults, f.name)) for f in fields(cls)}
+            **{f.name: env_float(f"POSITIONING_SKEW_{f.name.upper()}", getattr(defaults, f.name)) for f in fields(cls)}
         )
 
 
@@ -83,7 +84,7 @@ class SignalThresholds:
         defaults = cls()
         return cls(
             **{
-                f.name: _env_float(f"POSITIONING_SIGNAL_{f.name.upper()}", getattr(defaults, f.name))
+                f.name: env_float(f"POSITIONING_SIGNAL_{f.name.upper()}", getattr(defaults, f.name))
                 for f in fields(cls)
             }
         )

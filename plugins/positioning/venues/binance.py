@@ -26,10 +26,9 @@ from positioning.extract import (
     PERIOD_MS,
     ExtractRequest,
     VenueExtract,
+    fetch_listing,
     gather_per_symbol,
-    map_listed,
     snapshot_only,
-    venue_clock,
 )
 from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient
 from positioning.rows import (
@@ -355,20 +354,9 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
     """exchangeInfo, then for a current interval premiumIndex (all symbols, one call) and per symbol openInterest
     and the three ratio endpoints (Binance has no batch form for them); for a past interval per symbol
     openInterestHist and the three ratio endpoints over the interval's window (:func:`history_calls`)."""
-    result = VenueExtract(VENUE)
-    listing = await client.get(EXCHANGE_INFO)
-    result.results.append(listing)
-    if not listing.ok:
-        result.fatal = f"{VENUE} exchangeInfo failed: {listing.error}"
+    result, request, _ = await fetch_listing(client, VENUE, EXCHANGE_INFO, None, parse_exchange_info, request)
+    if result.fatal:
         return result
-    try:
-        instruments = parse_exchange_info(listing.payload)
-    except ParseError as exc:
-        result.fatal = str(exc)
-        return result
-    result.instruments, result.skipped = map_listed(VENUE, instruments, request.symbols)
-    request = request.with_clock(venue_clock(listing))
-    result.as_of = request.now
     window = ratio_window(request)
     if request.is_past:
         result.history = True

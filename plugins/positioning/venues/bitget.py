@@ -25,10 +25,9 @@ from typing import Any
 from positioning.extract import (
     ExtractRequest,
     VenueExtract,
+    fetch_listing,
     gather_per_symbol,
-    map_listed,
     snapshot_only,
-    venue_clock,
 )
 from positioning.http import Endpoint, EnvelopeError, FetchResult, RateLimit, VenueClient
 from positioning.rows import (
@@ -281,20 +280,9 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
     """contracts, tickers (one call each; per-symbol open-interest as fallback), then per listed symbol
     account-long-short only: at 1 request/s per endpoint the other two ratio endpoints would not add a metric
     the snapshot uses, only time."""
-    result = VenueExtract(VENUE)
-    listing = await client.get(CONTRACTS, USDT_FUTURES)
-    result.results.append(listing)
-    if not listing.ok:
-        result.fatal = f"{VENUE} contracts failed: {listing.error}"
+    result, request, _ = await fetch_listing(client, VENUE, CONTRACTS, USDT_FUTURES, parse_contracts, request)
+    if result.fatal:
         return result
-    try:
-        instruments = parse_contracts(listing.payload)
-    except ParseError as exc:
-        result.fatal = str(exc)
-        return result
-    result.instruments, result.skipped = map_listed(VENUE, instruments, request.symbols)
-    request = request.with_clock(venue_clock(listing))
-    result.as_of = request.now
     if request.is_past:
         result.history = True
         result.unavailable = past_unavailable()

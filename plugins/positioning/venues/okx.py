@@ -31,10 +31,9 @@ from positioning.extract import (
     PERIOD_MS,
     ExtractRequest,
     VenueExtract,
+    fetch_listing,
     gather_per_symbol,
-    map_listed,
     snapshot_only,
-    venue_clock,
 )
 from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient
 from positioning.rows import (
@@ -372,20 +371,9 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
     """instruments, then for a current interval open-interest, mark-price and funding-rate (all swaps, one call
     each), and per listed coin the rubik long/short account ratio (plus, if asked, the hourly coin OI for the
     24 h change); for a past interval the rubik calls only."""
-    result = VenueExtract(VENUE)
-    listing = await client.get(INSTRUMENTS, SWAP)
-    result.results.append(listing)
-    if not listing.ok:
-        result.fatal = f"{VENUE} instruments failed: {listing.error}"
+    result, request, _ = await fetch_listing(client, VENUE, INSTRUMENTS, SWAP, parse_instruments, request)
+    if result.fatal:
         return result
-    try:
-        instruments = parse_instruments(listing.payload)
-    except ParseError as exc:
-        result.fatal = str(exc)
-        return result
-    result.instruments, result.skipped = map_listed(VENUE, instruments, request.symbols)
-    request = request.with_clock(venue_clock(listing))
-    result.as_of = request.now
     if request.is_past:
         result.history = True
         result.unavailable = past_unavailable()

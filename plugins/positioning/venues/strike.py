@@ -35,10 +35,9 @@ from typing import Any
 from positioning.extract import (
     ExtractRequest,
     VenueExtract,
+    fetch_listing,
     gather_per_symbol,
-    map_listed,
     snapshot_only,
-    venue_clock,
 )
 from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient
 from positioning.rows import Instrument, MarkPrice, OpenInterest, ParseError, number, timestamp_ms
@@ -282,21 +281,14 @@ def past_unavailable() -> dict[str, str]:
 
 async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
     """/markets (one call); /market/{symbol} only for requested markets whose OI /markets did not carry."""
-    result = VenueExtract(VENUE)
-    listing = await client.get(MARKETS)
-    result.results.append(listing)
-    if not listing.ok:
-        result.fatal = f"{VENUE} markets failed: {listing.error}"
+    result, request, listing = await fetch_listing(client, VENUE, MARKETS, None, parse_market_listing, request)
+    if result.fatal:
         return result
     try:
-        instruments = parse_market_listing(listing.payload)
         covered = markets_with_open_interest(listing.payload)
     except ParseError as exc:
         result.fatal = str(exc)
         return result
-    result.instruments, result.skipped = map_listed(VENUE, instruments, request.symbols)
-    request = request.with_clock(venue_clock(listing))
-    result.as_of = request.now
     if request.is_past:
         result.history = True
         result.unavailable = past_unavailable()
