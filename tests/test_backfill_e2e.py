@@ -63,6 +63,9 @@ def test_airflow_backfill_create_equals_the_bulk_fill(tmp_path):
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "POSITIONING_QUALITY_DATA_DOCS": "0",
+        # Only the backfill's runs: the hourly schedule's own run (50 symbols) would compete for the 2 cores and
+        # for SQLite's write lock (a 48-interval run once crashed the scheduler with ObjectDeletedError).
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
     }
     log = open(tmp_path / "airflow.log", "w")  # noqa: SIM115 - closed in finally
     server = subprocess.Popen(
