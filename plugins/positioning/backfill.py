@@ -477,7 +477,7 @@ def load(
 ) -> dict[str, Any]:
     """Parse the chunks, build every interval's facts at once, then audit and publish interval by interval."""
     from positioning import warehouse
-    from positioning.load import _audit_and_publish, _insert
+    from positioning.load import _audit_and_publish, _insert, upsert_instruments
     from positioning.marts import export_marts, refresh
     from positioning.normalize import ParsedRows, _symbol_map, bucket_facts, instrument_rows, parse_manifest
     from positioning.quality import QualityConfig, QualityGateError
@@ -546,20 +546,7 @@ def load(
         _insert(con, "ops.extract_failures", ops["extract_failures"])
         _insert(con, "ops.parse_errors", parse_errors)
         instruments = instrument_rows(parsed).with_columns(seen=pl.lit(_naive(datetime.now(UTC)), pl.Datetime("us")))
-        con.register("_instruments", instruments)
-        con.execute(
-            """
-            INSERT INTO core.dim_instrument BY NAME
-            SELECT venue, instrument, symbol, contract_value, quote, status, tradable,
-                   seen AS first_seen, seen AS last_seen
-            FROM _instruments
-            ON CONFLICT (venue, instrument) DO UPDATE SET
-                symbol = excluded.symbol, contract_value = excluded.contract_value, quote = excluded.quote,
-                status = excluded.status, tradable = excluded.tradable,
-                last_seen = greatest(core.dim_instrument.last_seen, excluded.last_seen)
-            """
-        )
-        con.unregister("_instruments")
+        upsert_instruments(con, instruments)
         con.execute("COMMIT")
         summary["load_seconds"] = round(time.perf_counter() - started, 1)
         marts_started = time.perf_counter()

@@ -195,6 +195,26 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, sel
             con.unregister("_staged")
 
 
+def upsert_instruments(con: duckdb.DuckDBPyConnection, instruments: pl.DataFrame) -> None:
+    """Refresh ``core.dim_instrument`` from a run's listings (inside the caller's transaction); first_seen stays."""
+    con.register("_instruments", instruments)
+    try:
+        con.execute(
+            """
+            INSERT INTO core.dim_instrument BY NAME
+            SELECT venue, instrument, symbol, contract_value, quote, status, tradable,
+                   seen AS first_seen, seen AS last_seen
+            FROM _instruments
+            ON CONFLICT (venue, instrument) DO UPDATE SET
+                symbol = excluded.symbol, contract_value = excluded.contract_value, quote = excluded.quote,
+                status = excluded.status, tradable = excluded.tradable,
+                last_seen = greatest(core.dim_instrument.last_seen, excluded.last_seen)
+            """
+        )
+    finally:
+        con.unregister("_instruments")
+
+
 def replace_ops(con: duckdb.DuckDBPyConnection, staged: dict[str, Any], run_id: str) -> None:
     """This run's extract log (inside the caller's transaction): written whether the interval publishes or not."""
     for table in ("extract_runs", "extract_failures", "parse_errors"):
@@ -226,20 +246,7 @@ def publish(
             [ts, kept_pairs(staged)],
         )
         _insert(con, "core.fact_positioning", facts)
-        con.register("_instruments", staged["instruments"])
-        con.execute(
-            """
-            INSERT INTO core.dim_instrument BY NAME
-            SELECT venue, instrument, symbol, contract_value, quote, status, tradable,
-                   seen AS first_seen, seen AS last_seen
-            FROM _instruments
-            ON CONFLICT (venue, instrument) DO UPDATE SET
-                symbol = excluded.symbol, contract_value = excluded.contract_value, quote = excluded.quote,
-                status = excluded.status, tradable = excluded.tradable,
-                last_seen = greatest(core.dim_instrument.last_seen, excluded.last_seen)
-            """
-        )
-        con.unregister("_instruments")
+        upsert_instruments(con, staged["instruments"])
         replace_ops(con, staged, run_id)
         if report is not None:
             write_records(con, report, quarantine=True)
