@@ -51,6 +51,7 @@ from positioning.extract import (
     RETENTION_MARGIN,
     freshness_tolerance,
     unavailable_kind,
+    venue_client,
     venue_clock,
     venue_module,
     write_json_atomic,
@@ -310,16 +311,8 @@ async def _fetch_venue(
     module = venue_module(venue)
     lander = RawLander(data / "raw", venue, plan.last_end, plan.run_id, attempt)
     listing_path = chunk_path(data, plan.run_id, venue, "listing")
-    async with VenueClient(
-        venue,
-        base_url,
-        limits={**module.LIMITS, **(limits or {})},
-        envelope_error=module.envelope_error,
-        lander=lander,
-        retry=retry,
-        concurrency=concurrency,
-        timeout=timeout,
-        log=log,
+    async with venue_client(
+        venue, base_url, lander, limits=limits, retry=retry, concurrency=concurrency, timeout=timeout, log=log
     ) as client:
 
         def written(path: Path, manifest: dict[str, Any]) -> None:

@@ -203,6 +203,32 @@ def venue_status(extract: VenueExtract) -> str:
     return "ok"
 
 
+def venue_client(
+    venue: str,
+    base_url: str,
+    lander: RawLander,
+    *,
+    limits: Mapping[str, RateLimit] | None = None,
+    retry: RetryPolicy | None = None,
+    concurrency: int = 8,
+    timeout: float = 10.0,
+    log: Callable[[str], None] | None = None,
+) -> VenueClient:
+    """The shared client wired to a venue module's documented limits (``limits`` replaces entries) and envelope."""
+    module = venue_module(venue)
+    return VenueClient(
+        venue,
+        base_url,
+        limits={**module.LIMITS, **(limits or {})},
+        envelope_error=module.envelope_error,
+        lander=lander,
+        retry=retry,
+        concurrency=concurrency,
+        timeout=timeout,
+        log=log,
+    )
+
+
 async def extract_venue(
     venue: str,
     base_url: str,
@@ -225,16 +251,8 @@ async def extract_venue(
     module = venue_module(venue)
     lander = RawLander(data_dir / "raw", venue, request.interval_end, run_id, attempt)
     started = datetime.now(UTC)
-    async with VenueClient(
-        venue,
-        base_url,
-        limits={**module.LIMITS, **(limits or {})},
-        envelope_error=module.envelope_error,
-        lander=lander,
-        retry=retry,
-        concurrency=concurrency,
-        timeout=timeout,
-        log=log,
+    async with venue_client(
+        venue, base_url, lander, limits=limits, retry=retry, concurrency=concurrency, timeout=timeout, log=log
     ) as client:
         extract = await module.extract(client, request)
         requests_sent = client.requests_sent

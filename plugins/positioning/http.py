@@ -194,6 +194,23 @@ class _Verdict:
 EnvelopeCheck = Callable[[Any], EnvelopeError | None]
 
 
+def coded_envelope_error(payload: Any, success_code: str, retryable_codes: Mapping[str, bool]) -> EnvelopeError | None:
+    """The error in a ``{"code": "...", "msg": "..."}`` envelope (OKX, Bitget), None when ``code`` is success.
+
+    ``retryable_codes`` maps the codes worth retrying to whether they mean "rate limited"."""
+    if not isinstance(payload, dict) or "code" not in payload:
+        return None
+    code = str(payload.get("code"))
+    if code == success_code:
+        return None
+    return EnvelopeError(
+        code,
+        str(payload.get("msg", "")),
+        retryable=code in retryable_codes,
+        rate_limited=retryable_codes.get(code, False),
+    )
+
+
 def _retry_after_seconds(headers: httpx.Headers, payload: Any) -> float | None:
     value = headers.get("retry-after")
     if value:

@@ -29,7 +29,7 @@ from positioning.extract import (
     gather_per_symbol,
     snapshot_only,
 )
-from positioning.http import Endpoint, EnvelopeError, FetchResult, RateLimit, VenueClient
+from positioning.http import Endpoint, EnvelopeError, FetchResult, RateLimit, VenueClient, coded_envelope_error
 from positioning.rows import (
     Instrument,
     LongShortRatio,
@@ -80,17 +80,7 @@ DEFAULT_PERIOD = "5m"  # what the long/short endpoints use when no period is sen
 
 def envelope_error(payload: Any) -> EnvelopeError | None:
     """Bitget errors: ``{"code": "<not 00000>", "msg": "...", "data": null}``."""
-    if not isinstance(payload, dict) or "code" not in payload:
-        return None
-    code = str(payload.get("code"))
-    if code == SUCCESS_CODE:
-        return None
-    return EnvelopeError(
-        code,
-        str(payload.get("msg", "")),
-        retryable=code in RETRYABLE_CODES,
-        rate_limited=RETRYABLE_CODES.get(code, False),
-    )
+    return coded_envelope_error(payload, SUCCESS_CODE, RETRYABLE_CODES)
 
 
 def long_short_period(ls_period: str) -> str:

@@ -35,7 +35,7 @@ from positioning.extract import (
     gather_per_symbol,
     snapshot_only,
 )
-from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient
+from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient, coded_envelope_error
 from positioning.rows import (
     FundingRate,
     Instrument,
@@ -95,17 +95,7 @@ OI_CHANGE_LOOKBACK_MS = 25 * 3_600_000  # 24 h back plus one bucket, so the buck
 
 def envelope_error(payload: Any) -> EnvelopeError | None:
     """OKX errors: ``{"code": "<non-zero>", "msg": "..."}`` with HTTP 200, 4xx or 429."""
-    if not isinstance(payload, dict) or "code" not in payload:
-        return None
-    code = str(payload.get("code"))
-    if code == SUCCESS_CODE:
-        return None
-    return EnvelopeError(
-        code,
-        str(payload.get("msg", "")),
-        retryable=code in RETRYABLE_CODES,
-        rate_limited=RETRYABLE_CODES.get(code, False),
-    )
+    return coded_envelope_error(payload, SUCCESS_CODE, RETRYABLE_CODES)
 
 
 def rubik_period(ls_period: str) -> str:
