@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
-from positioning.normalize import ParsedRows, _frame, _parse_frames, _parse_rows
+from positioning.normalize import ParsedRows, _frame, parse_manifests
 from positioning.quality import raw_row_frame
-from positioning.raw import RawResponse
 from positioning.rows import LongShortRatio, OpenInterestHistory, ParseError
 from positioning.sim.state import SimState
 from positioning.venues import binance
@@ -24,14 +25,19 @@ ENDPOINTS = {
 
 
 def _both(endpoint: str, bodies: list[str], period: str = "5m") -> tuple[ParsedRows, ParsedRows]:
-    """The same pages through the row path and the frame path of ``normalize``."""
-    pages = [
-        (RawResponse(f"raw/{i}.json", {}, body), f"raw/{i}.json", {"period": period}) for i, body in enumerate(bodies)
-    ]
-    by_rows, by_frames = ParsedRows(), ParsedRows()
-    for raw, path, params in pages:
-        _parse_rows(by_rows, "binance", binance.PARSERS[endpoint], raw, path, endpoint, params)
-    _parse_frames(by_frames, "binance", binance, endpoint, pages)
+    """The same pages, landed as raw files, through the row path and the frame path of ``normalize``."""
+    directory = Path(tempfile.mkdtemp(prefix="frame-parsers-"))
+    meta = {"endpoint": endpoint, "params": {"period": period}, "received_at": "2026-11-20T12:00:00+00:00"}
+    paths = []
+    for i, body in enumerate(bodies):
+        paths.append(str(directory / f"{i}.json"))
+        Path(paths[-1]).write_text(json.dumps({"meta": meta, "body": body}), encoding="utf-8")
+    manifest = {
+        "venue": "binance",
+        "requests": [{"endpoint": endpoint, "ok": True, "raw_paths": [path]} for path in paths],
+    }
+    by_rows = parse_manifests([manifest], vectorised=False)
+    by_frames = parse_manifests([manifest])
     return by_rows, by_frames
 
 
@@ -152,6 +158,12 @@ def test_problem_pages_fall_back_to_the_row_parser_error(endpoint, page, field):
         '{"code": -1121, "msg": "Invalid symbol."}',
         "not json",
         _ratio_page(longShortRatio=1.25),  # a bare number: row parser
+        _ratio_page(longShortRatio=True),
+        _ratio_page(longAccount=0.6),  # an optional field as a number
+        _ratio_page().replace('"longShortRatio": "1.5"', '"longShortRatio" : "1.5"'),
+        _ratio_page().replace('"longShortRatio": "1.5"', '"longShortRatio":  "1.5"'),
+        _ratio_page().replace('"longShortRatio": "1.5"', '"longShortRatio":"1.5"'),
+        _ratio_page(symbol="longShortRatio"),  # a field name as a value
         _ratio_page(symbol=7),
         _ratio_page(longShortRatio=" 1.5"),
         _ratio_page(timestamp="1583139600000.7"),

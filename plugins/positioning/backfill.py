@@ -472,14 +472,12 @@ def load(
     from positioning import warehouse
     from positioning.load import _audit_and_publish, _insert, upsert_instruments
     from positioning.marts import export_marts, refresh
-    from positioning.normalize import ParsedRows, _symbol_map, bucket_facts, instrument_rows, parse_manifest
-    from positioning.quality import QualityConfig, QualityGateError
+    from positioning.normalize import _symbol_map, bucket_facts, instrument_rows, parse_manifests
+    from positioning.quality import GxSession, QualityConfig, QualityGateError
 
     config = config or replace(QualityConfig.from_env(), data_docs=0.0)  # Data Docs for 720 intervals: no
     chunks = [c for c in read_chunks(data, plan.run_id) if c["status"] == "ok"]
-    parsed = ParsedRows()
-    for chunk in chunks:
-        parse_manifest(chunk, parsed)
+    parsed = parse_manifests(chunks)
     symbol_map = _symbol_map([c for c in chunks if c["chunk"] != "listing"])
     ends_ms = [int(end.timestamp() * 1000) for end in plan.ends]
     built = time.perf_counter()
@@ -493,6 +491,7 @@ def load(
     )
     summary: dict[str, Any] = {"published": 0, "skipped": 0, "blocked": [], "facts": 0}
     started = time.perf_counter()
+    gate = GxSession(None)  # one context and one set of suites for every interval of the fill
     with warehouse.writer(data / "warehouse.duckdb", log=log) as con:
         done = {
             row[0]
@@ -505,7 +504,9 @@ def load(
                 continue
             staged, manifests = _stage_interval(plan, end, end_ms, facts, raw_rows, unavailable[end], listing)
             try:
-                counts, _report = _audit_and_publish(con, staged, manifests, end, plan.run_id, data, config, None)
+                counts, _report = _audit_and_publish(
+                    con, staged, manifests, end, plan.run_id, data, config, None, session=gate
+                )
             except QualityGateError as exc:
                 summary["blocked"].append(f"{ts.isoformat()}: {str(exc).splitlines()[1:2]}")
                 continue

@@ -28,9 +28,10 @@ import polars as pl
 
 from positioning.config import data_dir
 from positioning.extract import manifest_path, unavailable_kind
-from positioning.normalize import ParsedRows, build_facts, instrument_rows, parse_manifest
+from positioning.normalize import build_facts, instrument_rows, parse_manifests
 from positioning.quality import (
     GateReport,
+    GxSession,
     QualityConfig,
     QualityGateError,
     Window,
@@ -157,9 +158,7 @@ def _ops_frames(manifests: list[dict[str, Any]], ts: datetime) -> dict[str, pl.D
 def stage(manifests: list[dict[str, Any]], interval_end: datetime, run_id: str) -> dict[str, Any]:
     """Parse and normalise (no DuckDB): the staged frames of one interval."""
     current = latest_tries(manifests)
-    parsed = ParsedRows()
-    for manifest in current:
-        parse_manifest(manifest, parsed)
+    parsed = parse_manifests(current)
     ts = _naive(interval_end)
     loaded_at = _naive(datetime.now(UTC))
     facts = build_facts(current, parsed, interval_end).with_columns(
@@ -277,6 +276,7 @@ def _audit_and_publish(
     data: Path,
     config: QualityConfig,
     log: Callable[[str], None] | None,
+    session: GxSession | None = None,
 ) -> tuple[dict[str, int], GateReport]:
     window = Window(
         interval_start_of(manifests, interval_end),
@@ -291,6 +291,7 @@ def _audit_and_publish(
         previous_oi(con, staged["ts"]),
         config=config,
         docs_dir=data / "exports" / "quality",
+        session=session,
     )
     if log:
         log(report.text())

@@ -30,7 +30,7 @@ import polars as pl
 
 from positioning.extract import venue_module
 from positioning.quality import period_seconds
-from positioning.raw import read_raw
+from positioning.raw import read_raw, read_raw_bodies
 from positioning.rows import (
     FundingRate,
     Instrument,
@@ -69,7 +69,7 @@ class ParsedRows:
     # (venue, endpoint, raw_path, rows) per parsed raw file, before any de-duplication: the quality gate checks
     # that no response carries the same key twice (the facts keep only the latest row per key, so a venue that
     # repeats its rows would otherwise pass unnoticed).
-    # A vectorised batch (see ``parse_manifest``) is one entry ``(venue, "", "", frame)`` whose frame holds the
+    # A vectorised batch (see ``parse_manifests``) is one entry ``(venue, "", "", frame)`` whose frame holds the
     # raw-row keys already: columns venue, endpoint, raw_path, row_type, row_key (``quality.raw_row_frame``).
     files: list[tuple[str, str, str, list[Any] | pl.DataFrame]] = field(default_factory=list)
     # Rows parsed by the venues' frame parsers, already in ``_frame`` form: read them with :meth:`frame`.
@@ -104,35 +104,49 @@ _FRAME_KEYS = {"metric": (LongShortRatio, ("key", "metric", "period", "ts_ms"))}
 _FRAME_KEYS_DEFAULT = (OpenInterestHistory, ("key", "period", "ts_ms"))
 
 
-def parse_manifest(
-    manifest: dict[str, Any], parsed: ParsedRows | None = None, *, vectorised: bool = True
+def parse_manifests(
+    manifests: list[dict[str, Any]], parsed: ParsedRows | None = None, *, vectorised: bool = True
 ) -> ParsedRows:
-    """Parse the final attempt of every successful request in one venue's manifest.
+    """Parse the final attempt of every successful request in the manifests.
 
-    ``vectorised``: endpoints with a frame parser (``module.FRAME_PARSERS``) are parsed in one polars batch per
-    manifest; a page the frame parser does not take is parsed by the row parser, so the result is the same.
+    ``vectorised``: endpoints with a frame parser (``module.FRAME_PARSERS``) are read together
+    (:func:`positioning.raw.read_raw_bodies`) and parsed in one polars batch per venue and endpoint, however many
+    manifests they come from; a page the frame parser does not take is parsed by the row parser, so the result is
+    the same as parsing every file with the row parser.
     """
     parsed = parsed if parsed is not None else ParsedRows()
-    module = venue_module(manifest["venue"])
-    frame_parsers = getattr(module, "FRAME_PARSERS", {}) if vectorised else {}
-    batches: dict[str, list[tuple[Any, str, dict[str, Any]]]] = defaultdict(list)
-    for request in manifest["requests"]:
-        if not request["ok"] or not request["raw_paths"]:
-            continue
-        path = request["raw_paths"][-1]
-        raw = read_raw(path)
-        endpoint = raw.meta["endpoint"]
-        parser = module.PARSERS.get(endpoint)
-        if parser is None:
-            continue
-        params = {**raw.meta.get("params", {}), "_received_at_ms": _received_ms(raw.meta)}
-        if endpoint in frame_parsers:
-            batches[endpoint].append((raw, str(path), params))
-            continue
-        _parse_rows(parsed, manifest["venue"], parser, raw, str(path), endpoint, params)
-    for endpoint, pages in batches.items():
-        _parse_frames(parsed, manifest["venue"], module, endpoint, pages)
+    batched: dict[str, list[str]] = defaultdict(list)  # venue -> raw paths for its frame parsers
+    for manifest in manifests:
+        venue = manifest["venue"]
+        module = venue_module(venue)
+        frame_parsers = getattr(module, "FRAME_PARSERS", {}) if vectorised else {}
+        for request in manifest["requests"]:
+            if not request["ok"] or not request["raw_paths"]:
+                continue
+            path = request["raw_paths"][-1]
+            if request.get("endpoint") in frame_parsers:
+                batched[venue].append(str(path))
+                continue
+            _parse_file(parsed, venue, module, path)
+    for venue, paths in batched.items():
+        module = venue_module(venue)
+        pages = read_raw_bodies(paths).with_columns(raw_path=pl.Series(paths, dtype=pl.String))
+        for (endpoint,), group in pages.group_by(["endpoint"], maintain_order=True):
+            if endpoint in module.FRAME_PARSERS:
+                _parse_frames(parsed, venue, module, endpoint, group)
+            else:  # the file says another endpoint than the manifest: parse it the way its meta says
+                for path in group["raw_path"]:
+                    _parse_file(parsed, venue, module, path)
     return parsed
+
+
+def _parse_file(parsed: ParsedRows, venue: str, module: Any, path: str) -> None:
+    raw = read_raw(path)
+    endpoint = raw.meta["endpoint"]
+    parser = module.PARSERS.get(endpoint)
+    if parser is not None:
+        params = {**raw.meta.get("params", {}), "_received_at_ms": _received_ms(raw.meta)}
+        _parse_rows(parsed, venue, parser, raw, str(path), endpoint, params)
 
 
 def _parse_rows(
@@ -148,28 +162,25 @@ def _parse_rows(
         parsed.rows[type(row)].append(row)
 
 
-def _parse_frames(
-    parsed: ParsedRows, venue: str, module: Any, endpoint: str, pages: list[tuple[Any, str, dict[str, Any]]]
-) -> None:
-    frame, rejected = module.FRAME_PARSERS[endpoint]([(raw.body, params) for raw, _path, params in pages])
+def _parse_frames(parsed: ParsedRows, venue: str, module: Any, endpoint: str, pages: pl.DataFrame) -> None:
+    """``pages``: one endpoint's raw files (``raw_path``, ``body``, ``period``) through its frame parser."""
+    frame, rejected = module.FRAME_PARSERS[endpoint](pages.select("body", "period"))
     row_type, key_fields = _FRAME_KEYS_DEFAULT
     for column, (candidate, fields) in _FRAME_KEYS.items():
         if column in frame.columns:
             row_type, key_fields = candidate, fields
     if frame.height:
-        paths = pl.Series("raw_path", [path for _raw, path, _params in pages], pl.String)
         keys = frame.select(
             venue=pl.lit(venue, pl.String),
             endpoint=pl.lit(endpoint, pl.String),
-            raw_path=paths.gather(frame["_page"]),
+            raw_path=pages["raw_path"].gather(frame["_page"]),
             row_type=pl.lit(row_type.__name__, pl.String),
             row_key=pl.concat_str([pl.col(name).cast(pl.String) for name in key_fields], separator="|"),
         )
         parsed.files.append((venue, "", "", keys))
         parsed.frames[row_type].append(frame.drop("_page"))
-    for index in rejected:
-        raw, path, params = pages[index]
-        _parse_rows(parsed, venue, module.PARSERS[endpoint], raw, path, endpoint, params)
+    for path in pages["raw_path"].gather(rejected):
+        _parse_file(parsed, venue, module, path)
 
 
 def _frame(rows: list[Any], row_type: type) -> pl.DataFrame:

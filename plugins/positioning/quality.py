@@ -398,7 +398,7 @@ _KEY_FIELDS = ("instrument", "key", "metric", "period", "ts_ms")
 def raw_row_frame(files: Iterable[tuple[str, str, str, Any]]) -> pl.DataFrame:
     """One row per parsed row of every raw response: (venue, endpoint, raw_path, row_type, row_key).
 
-    An entry whose rows are a polars frame (a vectorised parse, ``normalize.parse_manifest``) carries these
+    An entry whose rows are a polars frame (a vectorised parse, ``normalize.parse_manifests``) carries these
     columns already."""
     columns = ["venue", "endpoint", "raw_path", "row_type", "row_key"]
     parts: list[pl.DataFrame] = []
@@ -613,8 +613,10 @@ def _pandas(frame: pl.DataFrame, check_columns: Iterable[str]) -> Any:
     return frame.with_columns(pl.col(c).fill_nan(float("inf")) for c in check_columns).to_pandas()
 
 
-class _GxSession:
-    """One ephemeral great-expectations context per interval, with a filesystem Data Docs site."""
+class GxSession:
+    """An ephemeral great-expectations context (optionally with a filesystem Data Docs site) whose suites and
+    validation definitions are built once: a DAG load audits one interval with it, the bulk fill hundreds (the
+    context set-up would otherwise cost more than the validations themselves)."""
 
     def __init__(self, docs_dir: Path | None):
         import great_expectations as gx
@@ -643,10 +645,23 @@ class _GxSession:
                 },
             )
         self.source = self.context.data_sources.add_pandas("positioning_staging")
+        self._definitions: dict[str, tuple[list[Check], Any]] = {}
 
     def run(self, suite_name: str, frame: Any, suite_checks: list[Check], index_column: str, run_name: str) -> Any:
         from great_expectations.core.run_identifier import RunIdentifier
 
+        built = self._definitions.get(suite_name)
+        if built is None:
+            built = self._definitions[suite_name] = (suite_checks, self._definition(suite_name, suite_checks))
+        elif built[0] != suite_checks:
+            raise ValueError(f"{suite_name}: this session validates other checks; use a new GxSession per config")
+        return built[1].run(
+            batch_parameters={"dataframe": frame},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [index_column]},
+            run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
+        )
+
+    def _definition(self, suite_name: str, suite_checks: list[Check]) -> Any:
         gx = self.gx
         asset = self.source.add_dataframe_asset(name=suite_name.removeprefix("positioning."))
         batch = asset.add_batch_definition_whole_dataframe("interval")
@@ -661,13 +676,8 @@ class _GxSession:
                     severity="warning" if check.level == WARNING else "critical",
                 )
             )
-        definition = self.context.validation_definitions.add(
+        return self.context.validation_definitions.add(
             gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
-        )
-        return definition.run(
-            batch_parameters={"dataframe": frame},
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [index_column]},
-            run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
         )
 
     def build_docs(self) -> str | None:
@@ -710,11 +720,15 @@ def audit(
     *,
     config: QualityConfig | None = None,
     docs_dir: Path | None = None,
+    session: GxSession | None = None,
 ) -> GateReport:
-    """Validate one staged interval (``load.stage``) and decide what publishes. Writes nothing to DuckDB."""
+    """Validate one staged interval (``load.stage``) and decide what publishes. Writes nothing to DuckDB.
+
+    ``session``: a :class:`GxSession` to reuse across intervals (its Data Docs setting wins over ``docs_dir``).
+    """
     config = config or QualityConfig.from_env()
     started = time.perf_counter()
-    session = _GxSession(docs_dir if config.data_docs else None)
+    session = session or GxSession(docs_dir if config.data_docs else None)
     imported = time.perf_counter()
     ts = _naive(window.end)
     all_checks = checks(config)

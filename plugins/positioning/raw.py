@@ -19,6 +19,7 @@ Raw files older than a few days can be compacted (:mod:`positioning.compact`) in
 from __future__ import annotations
 
 import functools
+import io
 import itertools
 import json
 import os
@@ -27,7 +28,10 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -65,6 +69,47 @@ def read_raw(path: str | Path) -> RawResponse:
             ) from None
         return archived
     return RawResponse(Path(path), record["meta"], record["body"])
+
+
+def read_raw_bodies(paths: list[str]) -> pl.DataFrame:
+    """Many landed raw files at once: columns ``endpoint``, ``period`` (from the request's params) and ``body``,
+    one row per path in order.
+
+    A raw file is one line of JSON, so the files together are NDJSON that polars reads without a Python object
+    per file. A file that is missing (archived) or a set that polars cannot read falls back to :func:`read_raw`.
+    """
+    import polars as pl
+
+    schema = {"meta": pl.Struct({"endpoint": pl.String, "params": pl.Struct({"period": pl.String})}), "body": pl.String}
+    lines: list[bytes] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                lines.append(handle.read().rstrip(b"\n"))
+        except FileNotFoundError:
+            archived = read_raw(path)  # from the archive, or the same clear error
+            lines.append(json.dumps({"meta": archived.meta, "body": archived.body}).encode("utf-8"))
+    frame = None
+    if lines and not any(b"\n" in line for line in lines):
+        try:
+            frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=schema)
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
+            frame = None
+    if frame is None or frame.height != len(paths):
+        records = [read_raw(path) for path in paths]
+        return pl.DataFrame(
+            {
+                "endpoint": [r.meta.get("endpoint") for r in records],
+                "period": [str((r.meta.get("params") or {}).get("period", "")) for r in records],
+                "body": [r.body for r in records],
+            },
+            schema={"endpoint": pl.String, "period": pl.String, "body": pl.String},
+        )
+    return frame.select(
+        endpoint=pl.col("meta").struct.field("endpoint"),
+        period=pl.col("meta").struct.field("params").struct.field("period").fill_null(""),
+        body=pl.col("body"),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- the archive

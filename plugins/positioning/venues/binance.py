@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from positioning.extract import (
@@ -224,23 +223,28 @@ _NOT_SYMBOLS = ["true", "false", "null", "nan", "inf", "infinity"]
 # A value sent other than as a JSON string (a bare number's text would have to convert exactly as float() does):
 # the page is left to the row parser. Every occurrence of the quoted field name must open a string or null.
 _VALUE_FIELDS = ("sumOpenInterest", "sumOpenInterestValue", "longShortRatio", "longAccount", "shortAccount")
+# Pages are decoded together by one ``str.json_decode`` call: an exception there (one page that is not an array
+# of objects) sends the batch through one ``read_json`` per page instead, which isolates the odd page.
+PAGE_COLUMNS = {"body": pl.String, "period": pl.String}
 
 
-def _values_are_strings(body: str, names: Sequence[str]) -> bool:
-    for name in names:
-        quoted = f'"{name}"'
-        total = body.count(quoted)
-        strings = body.count(quoted + ':"') + body.count(quoted + ': "')
-        if total and total != strings + body.count(quoted + ":null") + body.count(quoted + ": null"):
-            return False
-    return True
+def _not_all_strings(names: Sequence[str]) -> pl.Expr:
+    """True for a page where an occurrence of one of the quoted ``names`` is followed by something other than
+    ``:"``, ``: "``, ``:null`` or ``: null``, in one regex pass per page."""
+    if not names:
+        return pl.lit(False)
+    alternatives = "|".join(names)
+    odd_value = r'(?:[^ "n]|n(?:[^u]|u[^l]|ul[^l]|$|u$|ul$)| (?:[^"n]|n(?:[^u]|u[^l]|ul[^l]|$|u$|ul$))|$| $)'
+    return pl.col("body").str.contains(f'"(?:{alternatives})"(?:[^:]|$|:{odd_value})')
 
 
 def _frame_parser(endpoint: str, required: dict[str, str], optional: dict[str, str], metric: str | None):
-    """``parse(pages) -> (frame, rejected)``: pages are ``(body_text, params)``; the frame has the row type's
+    """``parse(pages) -> (frame, rejected)``: pages are ``(body_text, params)`` pairs, or a frame of
+    :data:`PAGE_COLUMNS` (``body``, and ``period`` from the request's params); the frame has the row type's
     columns plus ``_page`` (index into ``pages``); ``rejected`` lists the pages the row parser must take."""
     fields = ["symbol", "timestamp", *required, *optional]
     schema = dict.fromkeys(fields, pl.String)
+    page_type = pl.List(pl.Struct(schema))
     as_number = {name: pl.col(name).cast(pl.Float64, strict=False) for name in fields}
 
     def valid(name: str) -> pl.Expr:
@@ -275,44 +279,60 @@ def _frame_parser(endpoint: str, required: dict[str, str], optional: dict[str, s
     }
 
     values = [name for name in (*required, *optional) if name in _VALUE_FIELDS]
-    page_ok = ok.fill_null(False).all().over("_page")
+    # Row validity first, then the window over pages on a plain column (a window over the whole expression is
+    # evaluated group by group, several times slower).
+    page_ok = pl.col("_row_ok").all().over("_page")
+    empty = pl.DataFrame(schema={**schema, "_page": pl.Int64, "period": pl.String})
 
-    def parse(pages: Sequence[tuple[str, Mapping[str, Any] | None]]) -> tuple[pl.DataFrame, list[int]]:
-        frames, taken, heights, rejected = [], [], [], []
-        for index, (body, _params) in enumerate(pages):
-            if not _values_are_strings(body, values):
-                rejected.append(index)
-                continue
+    def decoded_together(pages: pl.DataFrame) -> pl.DataFrame | None:
+        """Rows of every page (``_page``, ``period``, the fields), or None if one page is not an array of objects."""
+        try:
+            return (
+                pages.lazy()
+                .select(pl.col("_page"), pl.col("period"), rows=pl.col("body").str.json_decode(page_type))
+                .explode("rows")
+                .unnest("rows")
+                .collect()
+            )
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
+            return None
+
+    def decoded_one_by_one(pages: pl.DataFrame) -> tuple[pl.DataFrame, list[int]]:
+        frames, rejected = [], []
+        for index, period, body in pages.select("_page", "period", "body").iter_rows():
             try:
                 page = pl.read_json(io.StringIO(body), schema=schema)
             except (Exception, pl.exceptions.PanicException):
                 rejected.append(index)
                 continue
-            if page.height == 0:  # "[]", or something the reader took for nothing: the row parser decides
-                rejected.append(index)
-                continue
-            frames.append(page)
-            taken.append(index)
-            heights.append(page.height)
-        if not frames:
-            empty = pl.DataFrame(schema={**schema, "_page": pl.Int64, "period": pl.String})
-            return empty.select(**columns), rejected
-        periods = pl.Series([str((pages[i][1] or {}).get("period", "")) for i in taken], dtype=pl.String)
-        position = pl.Series(np.repeat(np.arange(len(taken), dtype=np.int64), heights))
-        frame = (
-            pl.concat(frames, how="vertical")
-            .lazy()
-            .with_columns(
-                _page=pl.lit(pl.Series(np.asarray(taken, dtype=np.int64)).gather(position)),
-                period=pl.lit(periods.gather(position)),
+            frames.append(page.with_columns(_page=pl.lit(index, pl.Int64), period=pl.lit(period, pl.String)))
+        rows = pl.concat(frames, how="diagonal_relaxed") if frames else empty
+        return rows.select(empty.columns), rejected
+
+    def parse(pages: Sequence[tuple[str, Mapping[str, Any] | None]] | pl.DataFrame) -> tuple[pl.DataFrame, list[int]]:
+        if not isinstance(pages, pl.DataFrame):
+            pages = pl.DataFrame(
+                {
+                    "body": [body for body, _params in pages],
+                    "period": [str((params or {}).get("period", "")) for _body, params in pages],
+                },
+                schema=PAGE_COLUMNS,
             )
-            .with_columns(_ok=page_ok)
-            .collect()
-        )
-        if not frame["_ok"].all():
-            rejected = sorted({*rejected, *frame.filter(~pl.col("_ok"))["_page"].unique().to_list()})
-            frame = frame.filter(pl.col("_ok"))
-        return frame.select(**columns), rejected
+        pages = pages.with_row_index("_page").with_columns(pl.col("_page").cast(pl.Int64))
+        odd = pages.select(_not_all_strings(values).fill_null(True) | pl.col("body").is_null()).to_series()
+        rejected = pages.filter(odd)["_page"].to_list()
+        pages = pages.filter(~odd)
+        rows = decoded_together(pages)
+        if rows is None:
+            rows, unreadable = decoded_one_by_one(pages)
+            rejected += unreadable
+        # An empty page ("[]", or something the reader took for nothing) is left for the row parser to decide;
+        # explode turns it into one all-null row, which the checks below reject with its page.
+        rows = rows.select(empty.columns).with_columns(_row_ok=ok.fill_null(False)).with_columns(_ok=page_ok)
+        if not rows["_ok"].all():
+            rejected = sorted({*rejected, *rows.filter(~pl.col("_ok"))["_page"].unique().to_list()})
+            rows = rows.filter(pl.col("_ok"))
+        return rows.select(**columns), sorted(rejected)
 
     parse.__name__ = f"frame_parse_{endpoint}"
     return parse
