@@ -69,9 +69,9 @@ class ParsedRows:
     # (venue, endpoint, raw_path, rows) per parsed raw file, before any de-duplication: the quality gate checks
     # that no response carries the same key twice (the facts keep only the latest row per key, so a venue that
     # repeats its rows would otherwise pass unnoticed).
-    # A vectorised batch (see ``parse_manifests``) is one entry ``(venue, "", "", frame)`` whose frame holds the
-    # raw-row keys already: columns venue, endpoint, raw_path, row_type, row_key (``quality.raw_row_frame``).
-    files: list[tuple[str, str, str, list[Any] | pl.DataFrame]] = field(default_factory=list)
+    # A vectorised batch (see ``parse_manifests``) is one entry ``(venue, "", "", lazy_frame)`` whose frame gives
+    # the raw-row keys: columns venue, endpoint, raw_path, row_type, row_key (``quality.raw_row_frame``).
+    files: list[tuple[str, str, str, list[Any] | pl.LazyFrame]] = field(default_factory=list)
     # Rows parsed by the venues' frame parsers, already in ``_frame`` form: read them with :meth:`frame`.
     frames: dict[type, list[pl.DataFrame]] = field(default_factory=lambda: defaultdict(list))
 
@@ -115,7 +115,7 @@ def parse_manifests(
     the same as parsing every file with the row parser.
     """
     parsed = parsed if parsed is not None else ParsedRows()
-    batched: dict[str, list[str]] = defaultdict(list)  # venue -> raw paths for its frame parsers
+    batched: dict[tuple[str, str], list[str]] = defaultdict(list)  # (venue, endpoint) -> raw paths
     for manifest in manifests:
         venue = manifest["venue"]
         module = venue_module(venue)
@@ -125,18 +125,20 @@ def parse_manifests(
                 continue
             path = request["raw_paths"][-1]
             if request.get("endpoint") in frame_parsers:
-                batched[venue].append(str(path))
+                batched[(venue, request["endpoint"])].append(str(path))
                 continue
             _parse_file(parsed, venue, module, path)
-    for venue, paths in batched.items():
+    # One endpoint at a time, so that only its files' bodies are in memory at once.
+    for (venue, endpoint), paths in batched.items():
         module = venue_module(venue)
         pages = read_raw_bodies(paths).with_columns(raw_path=pl.Series(paths, dtype=pl.String))
-        for (endpoint,), group in pages.group_by(["endpoint"], maintain_order=True):
-            if endpoint in module.FRAME_PARSERS:
-                _parse_frames(parsed, venue, module, endpoint, group)
-            else:  # the file says another endpoint than the manifest: parse it the way its meta says
-                for path in group["raw_path"]:
-                    _parse_file(parsed, venue, module, path)
+        landed_as = pages["endpoint"] == endpoint
+        if not landed_as.all():  # a file whose meta names another endpoint: parse it the way its meta says
+            for path in pages.filter(~landed_as)["raw_path"]:
+                _parse_file(parsed, venue, module, path)
+            pages = pages.filter(landed_as)
+        _parse_frames(parsed, venue, module, endpoint, pages)
+        del pages
     return parsed
 
 
@@ -170,10 +172,11 @@ def _parse_frames(parsed: ParsedRows, venue: str, module: Any, endpoint: str, pa
         if column in frame.columns:
             row_type, key_fields = candidate, fields
     if frame.height:
-        keys = frame.select(
+        # The gate's raw-row keys, lazily: built (a string per row) only if the gate asks for them.
+        keys = frame.lazy().select(
             venue=pl.lit(venue, pl.String),
             endpoint=pl.lit(endpoint, pl.String),
-            raw_path=pages["raw_path"].gather(frame["_page"]),
+            raw_path=pl.lit(pages["raw_path"]).gather(pl.col("_page")),
             row_type=pl.lit(row_type.__name__, pl.String),
             row_key=pl.concat_str([pl.col(name).cast(pl.String) for name in key_fields], separator="|"),
         )
@@ -267,8 +270,16 @@ def bucket_facts(
     """Facts from bucketed series (ratios, instrument OI history, OKX 24 h OI change) for every interval end in
     ``ends_ms``; column ``end_ms`` is the interval end each row belongs to."""
     key_map = _key_map(symbol_map)
-    ratio_rows = parsed.frame(LongShortRatio).join(key_map, on=["venue", "key"])
-    ratios = latest_ended(ratio_rows, ["venue", "symbol", "metric", "period"], ends_ms, interval_ms)
+    ratio_rows = parsed.frame(LongShortRatio)
+    # One metric at a time (metric is a grouping key, so the result is the same): a 30-day 5-minute history is
+    # over a million ratio rows, and each step of latest_ended holds a copy of what it is given.
+    metrics = ratio_rows["metric"].unique(maintain_order=True).to_list()
+    parts = [ratio_rows.filter(pl.col("metric") == metric) for metric in metrics] or [ratio_rows]
+    ratio_keys = ["venue", "symbol", "metric", "period"]
+    ratios = pl.concat(
+        [latest_ended(part.join(key_map, on=["venue", "key"]), ratio_keys, ends_ms, interval_ms) for part in parts],
+        how="vertical",
+    )
     history = parsed.frame(OpenInterestHistory)
     oi_rows = history.filter(pl.col("venue").is_in(INSTRUMENT_OI_HISTORY_VENUES)).join(
         symbol_map.rename({"instrument": "key"}).with_columns(instrument=pl.col("key")), on=["venue", "key"]

@@ -398,7 +398,7 @@ _KEY_FIELDS = ("instrument", "key", "metric", "period", "ts_ms")
 def raw_row_frame(files: Iterable[tuple[str, str, str, Any]]) -> pl.DataFrame:
     """One row per parsed row of every raw response: (venue, endpoint, raw_path, row_type, row_key).
 
-    An entry whose rows are a polars frame (a vectorised parse, ``normalize.parse_manifests``) carries these
+    An entry whose rows are a polars (lazy) frame (a vectorised parse, ``normalize.parse_manifests``) has these
     columns already."""
     columns = ["venue", "endpoint", "raw_path", "row_type", "row_key"]
     parts: list[pl.DataFrame] = []
@@ -410,9 +410,9 @@ def raw_row_frame(files: Iterable[tuple[str, str, str, Any]]) -> pl.DataFrame:
             records.clear()
 
     for venue, endpoint, raw_path, rows in files:
-        if isinstance(rows, pl.DataFrame):
+        if isinstance(rows, (pl.DataFrame, pl.LazyFrame)):
             flush()
-            parts.append(rows.select(columns))
+            parts.append(rows.lazy().select(columns).collect())
             continue
         for row in rows:
             key = "|".join(str(getattr(row, name)) for name in _KEY_FIELDS if hasattr(row, name))

@@ -81,20 +81,26 @@ def read_raw_bodies(paths: list[str]) -> pl.DataFrame:
     import polars as pl
 
     schema = {"meta": pl.Struct({"endpoint": pl.String, "params": pl.Struct({"period": pl.String})}), "body": pl.String}
-    lines: list[bytes] = []
+    buffer = io.BytesIO()  # written file by file, read by polars in place: no second copy of every file
+    one_line = True
     for path in paths:
         try:
             with open(path, "rb") as handle:
-                lines.append(handle.read().rstrip(b"\n"))
+                content = handle.read().rstrip(b"\n")
         except FileNotFoundError:
             archived = read_raw(path)  # from the archive, or the same clear error
-            lines.append(json.dumps({"meta": archived.meta, "body": archived.body}).encode("utf-8"))
+            content = json.dumps({"meta": archived.meta, "body": archived.body}).encode("utf-8")
+        one_line = one_line and b"\n" not in content
+        buffer.write(content)
+        buffer.write(b"\n")
     frame = None
-    if lines and not any(b"\n" in line for line in lines):
+    if paths and one_line:
         try:
-            frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=schema)
+            buffer.seek(0)
+            frame = pl.read_ndjson(buffer, schema=schema)
         except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
             frame = None
+    buffer.close()
     if frame is None or frame.height != len(paths):
         records = [read_raw(path) for path in paths]
         return pl.DataFrame(

@@ -226,6 +226,7 @@ _VALUE_FIELDS = ("sumOpenInterest", "sumOpenInterestValue", "longShortRatio", "l
 # Pages are decoded together by one ``str.json_decode`` call: an exception there (one page that is not an array
 # of objects) sends the batch through one ``read_json`` per page instead, which isolates the odd page.
 PAGE_COLUMNS = {"body": pl.String, "period": pl.String}
+DECODE_PAGES = 64  # pages per json_decode chunk (a page is at most 500 rows, ~40 KB)
 
 
 def _not_all_strings(names: Sequence[str]) -> pl.Expr:
@@ -286,13 +287,16 @@ def _frame_parser(endpoint: str, required: dict[str, str], optional: dict[str, s
 
     def decoded_together(pages: pl.DataFrame) -> pl.DataFrame | None:
         """Rows of every page (``_page``, ``period``, the fields), or None if one page is not an array of objects."""
+        # In chunks of a few MB: json_decode over one large chunk holds ~10x the text in memory while it works.
+        chunked = pl.concat(
+            [pages.slice(start, DECODE_PAGES) for start in range(0, pages.height, DECODE_PAGES)] or [pages],
+            rechunk=False,
+        )
         try:
             return (
-                pages.lazy()
-                .select(pl.col("_page"), pl.col("period"), rows=pl.col("body").str.json_decode(page_type))
+                chunked.select(pl.col("_page"), pl.col("period"), rows=pl.col("body").str.json_decode(page_type))
                 .explode("rows")
                 .unnest("rows")
-                .collect()
             )
         except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
             return None
