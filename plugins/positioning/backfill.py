@@ -516,6 +516,11 @@ def load(
             )
             summary["published"] += 1
             summary["facts"] += counts["facts"]
+            if summary["published"] % 24 == 0:  # a line per day of history: a long fill shows it is moving
+                log(
+                    f"bulk load: {summary['published'] + summary['skipped']}/{len(plan.ends)} intervals, "
+                    f"{time.perf_counter() - started:.0f} s"
+                )
             if stop_after_intervals is not None and summary["published"] >= stop_after_intervals:
                 raise BulkInterrupted(f"stopped after {summary['published']} intervals (test hook)")
         # The run-level log (chunks as extract runs, their failures, parse errors) and the instruments, once.
