@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -347,6 +347,48 @@ def test_rest_trigger_with_conf_runs_to_success_and_publishes_the_snapshot(airfl
     assert [row["symbol"] for row in snapshot] == sorted(SYMBOLS)
     assert (exports / "marts" / "positioning_signals.parquet").exists()
     assert 'class="oi-seg" data-symbol="BTC"' in (exports / "dashboard" / "index.html").read_text()
+
+
+def test_rest_backfill_runs_past_hours_from_the_history_endpoints(airflow):
+    """``POST /api/v2/backfills`` (what the UI's Backfill button sends): two past hours run to success, with the
+    history endpoints' values as facts and the snapshot-only metrics recorded as not available."""
+    last_start = (datetime.now(UTC) - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    first_start = last_start - timedelta(hours=1)
+    before = airflow.run_ids()
+    response = airflow.api.post(
+        "/api/v2/backfills",
+        json={
+            "dag_id": "positioning",
+            "from_date": first_start.isoformat(),
+            "to_date": last_start.isoformat(),
+            "max_active_runs": 2,
+            "dag_run_conf": {"symbols": SYMBOLS},
+        },
+    )
+    assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 60
+    while len(created := sorted(airflow.run_ids() - before)) < 2:
+        assert time.monotonic() < deadline, f"the backfill created {created}"
+        time.sleep(1)
+    assert all(run_id.startswith("backfill__") for run_id in created), created
+    runs = [airflow.wait_for_run(run_id) for run_id in created]
+    ends = sorted(parse_ts(run["data_interval_end"]).replace(tzinfo=None) for run in runs)
+    assert ends == [first_start.replace(tzinfo=None) + timedelta(hours=h) for h in (1, 2)]
+    with duckdb.connect(str(airflow.data_dir / "warehouse.duckdb"), read_only=True) as con:
+        facts = con.execute(
+            "SELECT ts, venue, metric, count(DISTINCT symbol) FROM core.fact_positioning WHERE ts IN (?, ?) "
+            "GROUP BY ALL ORDER BY ALL",
+            ends,
+        ).fetchall()
+        unavailable = con.execute(
+            "SELECT DISTINCT venue, kind FROM ops.interval_unavailable WHERE ts IN (?, ?) ORDER BY ALL", ends
+        ).fetchall()
+    for end in ends:  # Binance's OI history and three ratios, OKX's ratio: for both symbols, for both hours
+        metrics = {(venue, metric): count for ts, venue, metric, count in facts if ts == end}
+        assert metrics[("binance", "oi_usd")] == len(SYMBOLS)
+        assert metrics[("okx", "ls_account")] == len(SYMBOLS)
+        assert {venue for venue, _ in metrics} == {"binance", "okx"}  # nothing from snapshot-only venues
+    assert ("bitget", "snapshot_only") in unavailable and ("strike", "snapshot_only") in unavailable
 
 
 @pytest.mark.parametrize(
