@@ -255,3 +255,21 @@ def test_the_lock_wait_setting_reaches_the_load(loaded_once, monkeypatch):
             load_interval(INTERVALS[1], run_id_of(INTERVALS[1]), data=loaded_once, log=log)
     finally:
         holder.release()
+
+
+def test_the_warehouse_is_not_locked_while_the_quality_gate_validates(loaded_once, monkeypatch):
+    """great-expectations takes seconds; during them another process (an analyst, a BI tool) can open the file."""
+    from positioning import load
+
+    opened_during_audit: list[int] = []
+    audit = load.audit
+
+    def audit_and_try_the_file(*args, **kwargs):
+        probe = "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True).close()"
+        opened = subprocess.run([sys.executable, "-c", probe, str(loaded_once / "warehouse.duckdb")], check=False)
+        opened_during_audit.append(opened.returncode)
+        return audit(*args, **kwargs)
+
+    monkeypatch.setattr(load, "audit", audit_and_try_the_file)
+    load.load_interval(INTERVALS[2], run_id_of(INTERVALS[2]), data=loaded_once)
+    assert opened_during_audit == [0]

@@ -278,6 +278,22 @@ def _audit_and_publish(
     log: Callable[[str], None] | None,
     session: GxSession | None = None,
 ) -> tuple[dict[str, int], GateReport]:
+    report = _audit(staged, manifests, interval_end, run_id, data, config, log, previous_oi(con, staged["ts"]), session)
+    return _publish_or_block(con, staged, run_id, report), report
+
+
+def _audit(
+    staged: dict[str, Any],
+    manifests: list[dict[str, Any]],
+    interval_end: datetime,
+    run_id: str,
+    data: Path,
+    config: QualityConfig,
+    log: Callable[[str], None] | None,
+    previous: pl.DataFrame,
+    session: GxSession | None = None,
+) -> GateReport:
+    """The quality gate's verdict on a staged interval; touches no database (``previous``: :func:`previous_oi`)."""
     window = Window(
         interval_start_of(manifests, interval_end),
         interval_end,
@@ -288,20 +304,26 @@ def _audit_and_publish(
         latest_tries(manifests),
         window,
         run_id,
-        previous_oi(con, staged["ts"]),
+        previous,
         config=config,
         docs_dir=data / "exports" / "quality",
         session=session,
     )
     if log:
         log(report.text())
+    return report
+
+
+def _publish_or_block(
+    con: duckdb.DuckDBPyConnection, staged: dict[str, Any], run_id: str, report: GateReport
+) -> dict[str, int]:
     if report.blocked:
         con.execute("BEGIN TRANSACTION")
         replace_ops(con, staged, run_id)  # which venue and endpoint failed stays visible for a blocked interval
         con.execute("COMMIT")
         record_blocked(con, report)
         raise QualityGateError(report.text(), report.summary())
-    return publish(con, staged, run_id, report), report
+    return publish(con, staged, run_id, report)
 
 
 def load_interval(
@@ -330,8 +352,14 @@ def load_interval(
         )
     staged = stage(manifests, interval_end, run_id)
     if con is None:
-        with warehouse.writer(data / "warehouse.duckdb", log=log) as own:
-            counts, report = _audit_and_publish(own, staged, manifests, interval_end, run_id, data, config, log)
+        # The warehouse's write lock is held only to read the previous interval and to publish: not for the
+        # 3-5 s great-expectations takes, during which analysts' sessions and other writers would wait.
+        path = data / "warehouse.duckdb"
+        with warehouse.writer(path, log=log) as own:
+            previous = previous_oi(own, staged["ts"])
+        report = _audit(staged, manifests, interval_end, run_id, data, config, log, previous)
+        with warehouse.writer(path, log=log) as own:
+            counts = _publish_or_block(own, staged, run_id, report)
     else:
         counts, report = _audit_and_publish(con, staged, manifests, interval_end, run_id, data, config, log)
     venues = {m["venue"]: m["status"] for m in latest_tries(manifests)}
