@@ -1,8 +1,8 @@
 """End to end: ``airflow backfill create`` on a running Airflow (``positioning airflow --sim``: api-server,
 scheduler, dag-processor, triggerer; SQLite) against the simulator, compared with a bulk fill of the same window.
 
-Slow (Airflow start-up plus one DAG run per hour): ``pytest -m slow tests/test_backfill_e2e.py``. The default is 6
-hourly intervals (about 3 minutes); the acceptance run is 48:
+Slow (Airflow start-up plus one DAG run per hour): ``pytest -m slow tests/test_backfill_e2e.py``. The default is 4
+hourly intervals, one wave at --max-active-runs 4 (about 1.5 minutes); the acceptance run is 48:
 ``POSITIONING_E2E_HOURS=48 .venv/bin/pytest -m slow tests/test_backfill_e2e.py`` (about 10 minutes on 2 cores).
 The simulator follows the wall clock here, so the window is chosen relative to now.
 """
@@ -22,7 +22,7 @@ import duckdb
 import pytest
 from conftest import REPO
 
-HOURS = int(os.environ.get("POSITIONING_E2E_HOURS", "6"))
+HOURS = int(os.environ.get("POSITIONING_E2E_HOURS", "4"))
 # Start-up, the runs (about 15 s of task processes each on 2 cores, 4 at a time) and the bulk fill to compare.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300 + 45 * HOURS)]
 SYMBOLS = ["BTC", "ETH", "SOL"]
