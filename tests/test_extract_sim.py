@@ -19,6 +19,7 @@ from positioning.extract import ExtractRequest, extract_venue
 from positioning.http import RateLimit, RetryPolicy
 from positioning.sim import Limit, VenueSimulator
 from positioning.symbols import default_symbols
+from reliability_matrix import LISTING, PER_SYMBOL  # each venue's first call, and a per-symbol call
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.02, max_delay=0.1, seed=1)
 # Bitget's 1 request/s per L/S endpoint would make every fault case take seconds; the matrix relaxes it on both
@@ -26,14 +27,6 @@ FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.02, max_delay=0.1, seed=1)
 RELAXED_CLIENT = {"bitget": {"account-long-short": RateLimit(50, 1.0, "test")}}
 RELAXED_SIM = {"bitget:account-long-short": Limit(50, 1, "test")}
 SYMBOLS = ("BTC", "ETH")
-# (endpoint called once, before anything else; a per-symbol endpoint) for each venue.
-LISTING = {"binance": "exchangeInfo", "okx": "instruments", "bitget": "contracts", "strike": "markets"}
-PER_SYMBOL = {
-    "binance": "openInterest",
-    "okx": "long-short-account-ratio",
-    "bitget": "account-long-short",
-    "strike": "markets",
-}
 
 
 def extract_all(

@@ -470,10 +470,10 @@ def load(
 ) -> dict[str, Any]:
     """Parse the chunks, build every interval's facts at once, then audit and publish interval by interval."""
     from positioning import warehouse
-    from positioning.load import _audit_and_publish, _insert, upsert_instruments
+    from positioning.load import _audit, _insert, _publish_or_block, upsert_instruments
     from positioning.marts import export_marts, refresh
     from positioning.normalize import _symbol_map, bucket_facts, instrument_rows, parse_manifests
-    from positioning.quality import GxSession, QualityConfig, QualityGateError
+    from positioning.quality import GxSession, QualityConfig, QualityGateError, previous_oi
 
     config = config or replace(QualityConfig.from_env(), data_docs=0.0)  # Data Docs for 720 intervals: no
     chunks = [c for c in read_chunks(data, plan.run_id) if c["status"] == "ok"]
@@ -504,9 +504,8 @@ def load(
                 continue
             staged, manifests = _stage_interval(plan, end, end_ms, facts, raw_rows, unavailable[end], listing)
             try:
-                counts, _report = _audit_and_publish(
-                    con, staged, manifests, end, plan.run_id, data, config, None, session=gate
-                )
+                report = _audit(staged, manifests, end, plan.run_id, data, config, None, previous_oi(con, ts), gate)
+                counts = _publish_or_block(con, staged, plan.run_id, report)
             except QualityGateError as exc:
                 summary["blocked"].append(f"{ts.isoformat()}: {str(exc).splitlines()[1:2]}")
                 continue

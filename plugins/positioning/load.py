@@ -17,6 +17,7 @@ its rows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -267,21 +268,6 @@ def interval_start_of(manifests: list[dict[str, Any]], interval_end: datetime) -
     return datetime.fromisoformat(min(starts)) if starts else interval_end - timedelta(hours=1)
 
 
-def _audit_and_publish(
-    con: duckdb.DuckDBPyConnection,
-    staged: dict[str, Any],
-    manifests: list[dict[str, Any]],
-    interval_end: datetime,
-    run_id: str,
-    data: Path,
-    config: QualityConfig,
-    log: Callable[[str], None] | None,
-    session: GxSession | None = None,
-) -> tuple[dict[str, int], GateReport]:
-    report = _audit(staged, manifests, interval_end, run_id, data, config, log, previous_oi(con, staged["ts"]), session)
-    return _publish_or_block(con, staged, run_id, report), report
-
-
 def _audit(
     staged: dict[str, Any],
     manifests: list[dict[str, Any]],
@@ -351,16 +337,16 @@ def load_interval(
             "did every extract task fail before writing one?"
         )
     staged = stage(manifests, interval_end, run_id)
-    if con is None:
-        # The warehouse's write lock is held only to read the previous interval and to publish: not for the
-        # 3-5 s great-expectations takes, during which analysts' sessions and other writers would wait.
-        path = data / "warehouse.duckdb"
-        with warehouse.writer(path, log=log) as own:
-            previous = previous_oi(own, staged["ts"])
-        report = _audit(staged, manifests, interval_end, run_id, data, config, log, previous)
-        with warehouse.writer(path, log=log) as own:
-            counts = _publish_or_block(own, staged, run_id, report)
-    else:
-        counts, report = _audit_and_publish(con, staged, manifests, interval_end, run_id, data, config, log)
+
+    def connection() -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return contextlib.nullcontext(con) if con is not None else warehouse.writer(data / "warehouse.duckdb", log=log)
+
+    # The warehouse's write lock is held only to read the previous interval and to publish: not for the 3-5 s
+    # great-expectations takes, during which analysts' sessions and other writers would wait.
+    with connection() as own:
+        previous = previous_oi(own, staged["ts"])
+    report = _audit(staged, manifests, interval_end, run_id, data, config, log, previous)
+    with connection() as own:
+        counts = _publish_or_block(own, staged, run_id, report)
     venues = {m["venue"]: m["status"] for m in latest_tries(manifests)}
     return {"ts": staged["ts"].isoformat(), "venues": venues, **counts, "quality": report.summary()}
