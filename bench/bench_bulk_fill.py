@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from positioning import VENUES
-from positioning.backfill import HISTORY_VENUES, run_fill, window_for
-from positioning.extract import PERIOD_MS
+from positioning.ingest.bulk import HISTORY_VENUES, run_fill, window_for
+from positioning.ingest.extract import PERIOD_MS
 from positioning.sim import VenueSimulator
 from positioning.symbols import default_symbols
 from positioning.venues import binance, okx

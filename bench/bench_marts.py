@@ -28,7 +28,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from positioning import marts, warehouse
+from positioning import warehouse
+from positioning.warehouse import marts
 
 START = datetime(2025, 1, 1)
 VENUES = ("binance", "okx", "bitget", "strike")

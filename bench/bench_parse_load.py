@@ -38,8 +38,8 @@ NAIVE_SAMPLE_FILES = 24  # ~12,000 rows: one INSERT per row runs at a few hundre
 
 
 def prepare(data: Path, days: int, symbols: int) -> dict:
-    from positioning import backfill
-    from positioning.http import RateLimit, RetryPolicy
+    from positioning.ingest import bulk as backfill
+    from positioning.ingest.http import RateLimit, RetryPolicy
     from positioning.sim import VenueSimulator
     from positioning.symbols import default_symbols
 
@@ -81,8 +81,9 @@ def _peak_rss_mib() -> float:
 def run_ours(data: str, plan_json: dict, queue) -> None:
     import duckdb
     import polars as pl
-    from positioning import backfill, warehouse
-    from positioning.normalize import _symbol_map, bucket_facts, parse_manifests
+    from positioning import warehouse
+    from positioning.ingest import bulk as backfill
+    from positioning.warehouse.normalize import _symbol_map, bucket_facts, parse_manifests
 
     plan = backfill.BulkPlan.from_json(plan_json)
     path = Path(tempfile.mkdtemp()) / "warehouse.duckdb"
@@ -194,7 +195,7 @@ def run_limit(data: str, queue) -> None:
 
 def run_json_floor(data: str, queue) -> None:
     import polars as pl
-    from positioning.raw import read_raw_bodies
+    from positioning.ingest.raw import read_raw_bodies
     from positioning.venues.binance import DECODE_PAGES
 
     by_endpoint: dict[str, list[str]] = {}

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import httpx
 from positioning import VENUES
-from positioning.extract import ExtractRequest, extract_venue, venue_module
-from positioning.http import RetryPolicy
+from positioning.ingest.extract import ExtractRequest, extract_venue, venue_module
+from positioning.ingest.http import RetryPolicy
 from positioning.sim import VenueSimulator
 from positioning.sim.state import SYMBOLS
 from positioning.symbols import default_symbols

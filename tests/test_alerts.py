@@ -19,7 +19,7 @@ from conftest import INTERVAL_END
 from fake_telegram import FakeTelegram, parse_html
 from positioning import telegram as telegram_module
 from positioning.alerts import run_alerts
-from positioning.http import RetryPolicy
+from positioning.ingest.http import RetryPolicy
 from positioning.telegram import TelegramBot, escape, split_message, utf16_units
 
 TOKEN = "123456:SECRET-token-xyz"

@@ -15,12 +15,12 @@ import duckdb
 import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import VENUES
-from positioning.backfill import BulkInterrupted, run_fill, window_for
-from positioning.extract import ExtractRequest, extract_venue
-from positioning.http import RateLimit, RetryPolicy
-from positioning.load import load_interval
+from positioning.ingest.bulk import BulkInterrupted, run_fill, window_for
+from positioning.ingest.extract import ExtractRequest, extract_venue
+from positioning.ingest.http import RateLimit, RetryPolicy
 from positioning.quality import QualityConfig
 from positioning.sim import Limit, VenueSimulator
+from positioning.warehouse.load import load_interval
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.02, max_delay=0.1, seed=1)
 RELAXED_CLIENT = {

@@ -17,10 +17,10 @@ import duckdb
 import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import VENUES
-from positioning.compact import compact, retention_days_from_env
-from positioning.extract import ExtractRequest, extract_venue
-from positioning.http import RateLimit, RetryPolicy
-from positioning.raw import RawLander, read_raw
+from positioning.ingest.compact import compact, retention_days_from_env
+from positioning.ingest.extract import ExtractRequest, extract_venue
+from positioning.ingest.http import RateLimit, RetryPolicy
+from positioning.ingest.raw import RawLander, read_raw
 from positioning.sim import Limit, VenueSimulator
 
 RUN_ID = "scheduled__2026-11-20T11"
@@ -71,7 +71,7 @@ def data(extracted, tmp_path) -> Path:
 
 
 def load(data: Path) -> list[tuple]:
-    from positioning.load import load_interval
+    from positioning.warehouse.load import load_interval
 
     load_interval(INTERVAL_END, RUN_ID, data=data)
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:

@@ -27,8 +27,8 @@ import duckdb
 import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import VENUES, warehouse
-from positioning.extract import ExtractRequest, extract_venue
-from positioning.http import RateLimit, RetryPolicy
+from positioning.ingest.extract import ExtractRequest, extract_venue
+from positioning.ingest.http import RateLimit, RetryPolicy
 from positioning.sim import Limit, VenueSimulator
 
 INTERVALS = [INTERVAL_END - timedelta(hours=hours) for hours in range(4)]
@@ -42,7 +42,7 @@ LOAD_CHILD = textwrap.dedent(
     import json, sys
     from datetime import datetime
     from pathlib import Path
-    from positioning.load import load_interval
+    from positioning.warehouse.load import load_interval
 
     waits = []
     summary = load_interval(datetime.fromisoformat(sys.argv[2]), sys.argv[3], data=Path(sys.argv[1]), log=waits.append)
@@ -109,7 +109,7 @@ def extracted(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def sequential_reference(extracted, tmp_path_factory) -> dict:
     """The facts of the same loads run one after another (in this process)."""
-    from positioning.load import load_interval
+    from positioning.warehouse.load import load_interval
 
     copy = tmp_path_factory.mktemp("sequential") / "data"
     shutil.copytree(extracted, copy)
@@ -176,7 +176,7 @@ class Holder:
 @pytest.fixture
 def loaded_once(extracted, tmp_path) -> Path:
     """A data dir whose warehouse exists (the first interval loaded) and the second interval still to load."""
-    from positioning.load import load_interval
+    from positioning.warehouse.load import load_interval
 
     data = tmp_path / "data"
     shutil.copytree(extracted, data)
@@ -185,7 +185,7 @@ def loaded_once(extracted, tmp_path) -> Path:
 
 
 def test_a_load_waits_for_an_analyst_session_and_succeeds_when_it_closes(loaded_once, sequential_reference):
-    from positioning.load import load_interval
+    from positioning.warehouse.load import load_interval
 
     end = INTERVALS[1]
     holder = Holder(loaded_once / "warehouse.duckdb", "ro")
@@ -239,9 +239,10 @@ def test_a_short_wait_fails_with_a_message_that_says_what_to_do(loaded_once, hol
 def test_the_lock_wait_setting_reaches_the_load(loaded_once, monkeypatch):
     """With a 0.3 s setting the load gives up after two waits (0.2 s, 0.4 s); the holder lets go only after a
     third, so a load that ignores the setting succeeds instead of raising."""
-    from positioning.load import load_interval
+    from positioning.warehouse import connection
+    from positioning.warehouse.load import load_interval
 
-    monkeypatch.setattr(warehouse, "LOCK_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(connection, "LOCK_WAIT_SECONDS", 0.3)
     holder = Holder(loaded_once / "warehouse.duckdb", "ro")
     waits: list[str] = []
 
@@ -259,7 +260,7 @@ def test_the_lock_wait_setting_reaches_the_load(loaded_once, monkeypatch):
 
 def test_the_warehouse_is_not_locked_while_the_quality_gate_validates(loaded_once, monkeypatch):
     """great-expectations takes seconds; during them another process (an analyst, a BI tool) can open the file."""
-    from positioning import load
+    from positioning.warehouse import load
 
     opened_during_audit: list[int] = []
     audit = load.audit

@@ -2,7 +2,7 @@
 during an extract never leaves a half-written raw file or manifest where a reader looks.
 
 Kill points are statement counts, not times: the child process wraps the DuckDB connection that
-``positioning.load.publish`` receives and sends SIGKILL to itself just before its k-th ``execute`` (or just after
+``positioning.warehouse.load.publish`` receives and sends SIGKILL to itself just before its k-th ``execute`` (or just after
 COMMIT returns). Nothing in production code is changed; the monkeypatching happens in the child only.
 
 CI runs a representative set of kill points (BEGIN, DELETE, INSERT facts, dimension upsert, ops, quality records,
@@ -28,8 +28,8 @@ import duckdb
 import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import VENUES
-from positioning.extract import ExtractRequest, extract_venue
-from positioning.http import RateLimit, RetryPolicy
+from positioning.ingest.extract import ExtractRequest, extract_venue
+from positioning.ingest.http import RateLimit, RetryPolicy
 from positioning.sim import Limit, VenueSimulator
 
 FULL = os.environ.get("POSITIONING_FULL_MATRIX", "") not in ("", "0")
@@ -45,7 +45,7 @@ LOAD_CHILD = textwrap.dedent(
     import json, os, signal, sys
     from datetime import datetime
     from pathlib import Path
-    import positioning.load as load
+    import positioning.warehouse.load as load
 
     data, run_id, interval_end = Path(sys.argv[1]), sys.argv[2], datetime.fromisoformat(sys.argv[3])
     kill_before, kill_after_commit = int(sys.argv[4]), sys.argv[5] == "1"
@@ -80,8 +80,8 @@ EXTRACT_CHILD = textwrap.dedent(
     import os, signal, sys
     from datetime import datetime, timedelta
     from pathlib import Path
-    from positioning.extract import ExtractRequest, run_extract
-    from positioning.http import RetryPolicy
+    from positioning.ingest.extract import ExtractRequest, run_extract
+    from positioning.ingest.http import RetryPolicy
 
     data, base_url, venue, kill_in_file = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
     end = datetime.fromisoformat(sys.argv[5])
@@ -189,7 +189,7 @@ def run_load_child(data: Path, run_id: str, kill_before: int = 0, after_commit: 
 def published(tmp_path_factory):
     """A data dir whose warehouse holds run A of the interval, with run B (other data, one more symbol) extracted
     and not yet loaded: loading B changes facts, the dimension, ops and quality tables."""
-    from positioning.load import load_interval
+    from positioning.warehouse.load import load_interval
 
     data = tmp_path_factory.mktemp("crash") / "data"
     with VenueSimulator(port=0, seed=7, now_ms=SIM_NOW_MS, rate_limits=RELAXED_SIM) as sim:

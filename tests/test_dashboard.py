@@ -14,7 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 from conftest import INTERVAL_END, REPO
-from positioning import dashboard, marts, warehouse
+from positioning import dashboard, warehouse
+from positioning.warehouse import marts
 from test_marts import build_warehouse, sim_facts
 
 CHROMIUM = Path(os.environ.get("POSITIONING_CHROMIUM", "/usr/bin/chromium"))

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import VENUES
-from positioning.extract import ExtractRequest, extract_venue
-from positioning.http import RateLimit, RetryPolicy
+from positioning.ingest.extract import ExtractRequest, extract_venue
+from positioning.ingest.http import RateLimit, RetryPolicy
 from positioning.sim import Limit, VenueSimulator
 from positioning.symbols import default_symbols
 from reliability_matrix import LISTING, PER_SYMBOL  # each venue's first call, and a per-symbol call

@@ -9,11 +9,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
-from positioning.normalize import ParsedRows, _frame, parse_manifests
 from positioning.quality import raw_row_frame
 from positioning.rows import LongShortRatio, OpenInterestHistory, ParseError
 from positioning.sim.state import SimState
 from positioning.venues import binance
+from positioning.warehouse.normalize import ParsedRows, _frame, parse_manifests
 from test_parsers import BINANCE_GLOBAL_ACCOUNT, BINANCE_OI_HIST, BINANCE_TOP_ACCOUNT, BINANCE_TOP_POSITION
 
 ENDPOINTS = {

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-from positioning import marts, pipeline, warehouse
+from positioning import pipeline, warehouse
 from positioning.sim.state import SimState
+from positioning.warehouse import marts
 
 HOUR = timedelta(hours=1)
 HOUR_MS = 3_600_000

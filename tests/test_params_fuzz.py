@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from positioning.ingest.raw import RawLander, safe_component
 from positioning.params import LS_PERIODS, SORT_KEYS, ConfError, RunConfig, dag_params
-from positioning.raw import RawLander, safe_component
 
 FIELDS = (
     "symbols",

@@ -292,8 +292,8 @@ def row_key(row: dict) -> tuple:
 
 
 def test_duplicate_rows_block_the_interval_and_keep_what_was_published(positioning_dag, sim, data_dir):
-    from positioning.load import load_interval
     from positioning.quality import QualityGateError
+    from positioning.warehouse.load import load_interval
 
     assert run(positioning_dag).state == "success"
     before = query(data_dir, "SELECT * EXCLUDE (loaded_at) FROM core.fact_positioning ORDER BY ALL")
@@ -364,7 +364,7 @@ def test_every_venue_below_the_completeness_floor_blocks_the_interval(positionin
 
 
 def test_drift_against_the_previous_interval_is_a_warning_and_still_publishes(positioning_dag, sim, data_dir):
-    from positioning.load import load_interval
+    from positioning.warehouse.load import load_interval
 
     dag_run = run(positioning_dag)
     assert dag_run.state == "success"

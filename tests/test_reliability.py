@@ -252,10 +252,10 @@ def test_completeness_warning_names_the_venue_in_the_quality_tables(tmp_path, mo
     import asyncio
     from datetime import timedelta
 
-    from positioning.extract import ExtractRequest, extract_venue
-    from positioning.http import RetryPolicy
-    from positioning.load import load_interval
+    from positioning.ingest.extract import ExtractRequest, extract_venue
+    from positioning.ingest.http import RetryPolicy
     from positioning.sim import Limit, VenueSimulator
+    from positioning.warehouse.load import load_interval
 
     data = tmp_path / "data"
     request = ExtractRequest(SYMBOLS, "1h", INTERVAL_END - timedelta(hours=1), INTERVAL_END)

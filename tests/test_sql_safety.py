@@ -183,7 +183,7 @@ def bad(con, symbol, sort_by):
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=40))
 def test_sort_keys_outside_the_list_never_reach_sql(sort_by):
-    from positioning.marts import SORT_ORDERS, snapshot_query
+    from positioning.warehouse.marts import SORT_ORDERS, snapshot_query
 
     if sort_by in SORT_ORDERS:
         assert snapshot_query(sort_by).endswith(SORT_ORDERS[sort_by])

@@ -14,9 +14,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from positioning.extract import ExtractRequest, VenueExtract
-from positioning.http import RateLimit, RetryPolicy, VenueClient
-from positioning.raw import RawLander, read_raw
+from positioning.ingest.extract import ExtractRequest, VenueExtract
+from positioning.ingest.http import RateLimit, RetryPolicy, VenueClient
+from positioning.ingest.raw import RawLander, read_raw
 from positioning.rows import Instrument, LongShortRatio, MarkPrice, OpenInterest
 from positioning.venues import binance, bitget, okx, strike
 from wire_fixtures import (

@@ -1,7 +1,7 @@
 """A tiny local venue for wire tests: a stdlib HTTP server on 127.0.0.1 serving canned venues.md payloads.
 
 Stand-in until the venue simulator (``positioning.sim``) is ready: the venue modules talk to it through the real
-:class:`~positioning.http.VenueClient` (real sockets, real retries, real landing), nothing is mocked in-process.
+:class:`~positioning.ingest.http.VenueClient` (real sockets, real retries, real landing), nothing is mocked in-process.
 
 A route maps a path to a :class:`Reply`, a list of replies (served in order, the last one repeated) or a
 function of the query parameters. Every request is recorded as ``(path, query)``.

@@ -437,8 +437,8 @@ def venue_runs(
 
 def current_manifests(data: Path, ts: datetime, run_id: str) -> dict[str, dict[str, Any]]:
     """This run's latest extract try per venue, from its manifests (empty when there are none). Read directly,
-    not through positioning.load, whose imports (great-expectations) would cost the alert task seconds."""
-    from positioning.extract import manifest_path
+    not through positioning.warehouse.load, whose imports (great-expectations) would cost the alert task seconds."""
+    from positioning.ingest.extract import manifest_path
 
     latest: dict[str, dict[str, Any]] = {}
     directory = manifest_path(data, "x", ts.replace(tzinfo=UTC), run_id, 1).parent

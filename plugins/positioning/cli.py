@@ -51,7 +51,7 @@ def render_snapshot(rows: list[dict], ts: datetime | None = None) -> str:
 
 def latest_snapshot(sort_by: str, limit: int, path: Path | None = None) -> tuple[datetime | None, list[dict]]:
     from positioning import warehouse
-    from positioning.marts import snapshot_query
+    from positioning.warehouse.marts import snapshot_query
 
     with warehouse.reader(path or warehouse_path()) as con:
         ts = con.execute("SELECT max(ts) FROM marts.symbol_snapshot").fetchone()[0]
@@ -76,8 +76,8 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    from positioning.compact import compact
     from positioning.config import data_dir
+    from positioning.ingest.compact import compact
 
     report = compact(args.data_dir or data_dir(), args.older_than_days, args.retention_days, log=print)
     print(json.dumps(report.as_dict(), indent=1, default=str))
@@ -257,10 +257,10 @@ def stop_process_groups(processes: list[subprocess.Popen], grace: float = 20.0) 
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    """Bulk history fill (positioning.backfill): resumable; exit 1 if a chunk failed or an interval was blocked."""
+    """Bulk history fill (positioning.ingest.bulk): resumable; exit 1 if a chunk failed or an interval was blocked."""
     from positioning import connections
-    from positioning.backfill import run_fill
     from positioning.config import data_dir
+    from positioning.ingest.bulk import run_fill
     from positioning.symbols import default_symbols
 
     symbols = args.symbols or list(default_symbols())
@@ -290,7 +290,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def add_backfill_parser(commands: argparse._SubParsersAction) -> None:
-    from positioning.backfill import HISTORY_VENUES
+    from positioning.ingest.bulk import HISTORY_VENUES
 
     backfill = commands.add_parser(
         "backfill",

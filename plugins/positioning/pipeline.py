@@ -80,7 +80,7 @@ def extract(
     """
     from positioning import connections
     from positioning.config import data_dir
-    from positioning.extract import ExtractRequest, run_extract
+    from positioning.ingest.extract import ExtractRequest, run_extract
 
     venue = spec["venue"]
     request = ExtractRequest(
@@ -144,7 +144,7 @@ def extract(
 def load(interval_end: datetime, run_id: str, *, data: Path | None = None) -> dict[str, Any]:
     """write → audit → publish one interval. The returned ``quality`` entry (also in XCom) is the gate's alert
     summary; a batch-level failure raises ``QualityGateError`` naming what failed, after recording it."""
-    from positioning.load import load_interval
+    from positioning.warehouse.load import load_interval
 
     summary = load_interval(interval_end, run_id, data=data, log=log.info)
     quality = summary["quality"]
@@ -169,7 +169,7 @@ def build_marts(interval_end: datetime, sort_by: str, *, data: Path | None = Non
     from positioning import warehouse
     from positioning.config import data_dir
     from positioning.dashboard import write_dashboard
-    from positioning.marts import export_marts, export_snapshot, refresh
+    from positioning.warehouse.marts import export_marts, export_snapshot, refresh
 
     data = data or data_dir()
     with warehouse.writer(data / "warehouse.duckdb", log=log.info) as con:

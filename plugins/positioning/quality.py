@@ -39,7 +39,7 @@ Suites (one great-expectations run each, per interval; every expectation is list
       is expected to have every requested symbol, so its completeness is 0. Present = expected symbols with a
       published (not quarantined) ``oi_usd`` row. A venue expected to have nothing counts as complete.
       A venue whose manifest lists ``oi_usd`` as unavailable for the interval (a past interval of a snapshot-only
-      venue, or one beyond its retention: ``positioning.extract``) is expected to have nothing.
+      venue, or one beyond its retention: ``positioning.ingest.extract``) is expected to have nothing.
     * ``some_venue_complete``: the best venue's completeness >= the floor; below the floor on every venue is a
       batch failure ("block").
     * ``venue_oi_drift``: a venue's total OI USD against its previous published interval in

@@ -1,4 +1,4 @@
-"""Telegram Bot API ``sendMessage`` (venues.md §5) over the shared HTTP machinery (:mod:`positioning.http`).
+"""Telegram Bot API ``sendMessage`` (venues.md §5) over the shared HTTP machinery (:mod:`positioning.ingest.http`).
 
 * The bot token is the ``positioning_telegram`` connection's password and the chat id its ``chat_id`` extra
   (``AIRFLOW_CONN_POSITIONING_TELEGRAM='http://:TOKEN@127.0.0.1:9000/?chat_id=42'``); the base URL defaults to
@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from positioning.http import (
+from positioning.ingest.http import (
     Endpoint,
     EnvelopeError,
     RateLimit,

@@ -4,7 +4,7 @@ Wire format: bare JSON objects/arrays, numbers as strings, ms timestamps as numb
 docs say string, the live payload is a number, so both are accepted). Errors: ``{"code": -1121, "msg": ...}``
 with a 4xx status; 429 rate limit and 418 ban carry ``Retry-After``; 451 is a geo-block.
 
-Past intervals (see ``positioning.extract``): ``openInterestHist`` (``sumOpenInterest`` coins and
+Past intervals (see ``positioning.ingest.extract``): ``openInterestHist`` (``sumOpenInterest`` coins and
 ``sumOpenInterestValue`` USD, so ``oi_usd`` stays venue-reported) and the three ratio endpoints, each with
 ``startTime``/``endTime`` over the interval plus one bucket; ``premiumIndex`` and ``openInterest`` are current
 only, so mark price and funding rate are "not available" for a past interval. The ``/futures/data`` endpoints keep
@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from positioning.extract import (
+from positioning.ingest.extract import (
     PERIOD_MS,
     ExtractRequest,
     VenueExtract,
@@ -29,7 +29,7 @@ from positioning.extract import (
     gather_per_symbol,
     snapshot_only,
 )
-from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient
+from positioning.ingest.http import Endpoint, EnvelopeError, RateLimit, VenueClient
 from positioning.rows import (
     Instrument,
     LongShortRatio,

@@ -11,7 +11,7 @@ so its parser returns two row kinds (OpenInterest and MarkPrice); the loader dis
 The three long/short endpoints are per symbol at 1 request/s each (the tightest limit of all venues), and their
 rows carry no symbol, so their parsers take it from the request ``params``.
 
-Past intervals (see ``positioning.extract``): Bitget keeps no public history of OI (§3.9) and its long/short
+Past intervals (see ``positioning.ingest.extract``): Bitget keeps no public history of OI (§3.9) and its long/short
 endpoints take no time range (a short recent series only), so a past run fetches the contract listing (for the
 venue's clock and the symbol mapping) and records every metric as "not available for this interval".
 """
@@ -22,14 +22,14 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from positioning.extract import (
+from positioning.ingest.extract import (
     ExtractRequest,
     VenueExtract,
     fetch_listing,
     gather_per_symbol,
     snapshot_only,
 )
-from positioning.http import Endpoint, EnvelopeError, FetchResult, RateLimit, VenueClient, coded_envelope_error
+from positioning.ingest.http import Endpoint, EnvelopeError, FetchResult, RateLimit, VenueClient, coded_envelope_error
 from positioning.rows import (
     Instrument,
     LongShortRatio,

@@ -12,7 +12,7 @@ The long/short ratio and the coin-level OI history come from the rubik currency 
 traders, FUTURES and SWAP of that coin combined); their rows are arrays (``[ts, ratio]``), not objects, and
 carry no coin, so those parsers take the coin and period from the request ``params``.
 
-Past intervals (see ``positioning.extract``): only the rubik currency endpoints have history (``begin``/``end``;
+Past intervals (see ``positioning.ingest.extract``): only the rubik currency endpoints have history (``begin``/``end``;
 5m within 2 days, 1H within 30 days, 1D within 180 days, §2.5), so a past run asks for the long/short account
 ratio (and, if asked, the hourly coin OI for the 24 h change) over the same window as a current run; open
 interest, mark price and funding are current only and recorded as "not available". ``open-interest-volume`` is
@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from positioning.extract import (
+from positioning.ingest.extract import (
     PERIOD_MS,
     ExtractRequest,
     VenueExtract,
@@ -35,7 +35,7 @@ from positioning.extract import (
     gather_per_symbol,
     snapshot_only,
 )
-from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient, coded_envelope_error
+from positioning.ingest.http import Endpoint, EnvelopeError, RateLimit, VenueClient, coded_envelope_error
 from positioning.rows import (
     FundingRate,
     Instrument,

@@ -21,7 +21,7 @@ ParseError rather than invent a time.
 Funding is asymmetric on Strike (a long and a short hourly rate), which the single ``funding_rate`` of a
 MarkPrice row cannot hold, so it is not mapped to rows (it stays in the raw files).
 
-Past intervals (see ``positioning.extract``): Strike has no history endpoint, so a past run fetches ``/markets``
+Past intervals (see ``positioning.ingest.extract``): Strike has no history endpoint, so a past run fetches ``/markets``
 (for the venue's clock and the symbol mapping; the loader ignores its current values) and records every metric as
 "not available for this interval".
 """
@@ -32,14 +32,14 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from positioning.extract import (
+from positioning.ingest.extract import (
     ExtractRequest,
     VenueExtract,
     fetch_listing,
     gather_per_symbol,
     snapshot_only,
 )
-from positioning.http import Endpoint, EnvelopeError, RateLimit, VenueClient
+from positioning.ingest.http import Endpoint, EnvelopeError, RateLimit, VenueClient
 from positioning.rows import Instrument, MarkPrice, OpenInterest, ParseError, number, timestamp_ms
 
 VENUE = "strike"

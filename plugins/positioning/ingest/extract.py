@@ -8,7 +8,7 @@ Each venue module (``positioning.venues.<venue>``) provides:
 * ``async def extract(client, request) -> VenueExtract``: which endpoints to call for a request (batch
   endpoints where the venue has them, per-symbol calls only where it has none).
 
-This module wires a venue module to the shared :class:`~positioning.http.VenueClient`, runs it, and writes the
+This module wires a venue module to the shared :class:`~positioning.ingest.http.VenueClient`, runs it, and writes the
 manifest (what was requested, what failed, which raw files hold the responses) next to the raw files.
 
 Current and past intervals
@@ -46,9 +46,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from positioning.http import Endpoint, FetchResult, RateLimit, RetryPolicy, VenueClient
+from positioning.ingest.http import Endpoint, FetchResult, RateLimit, RetryPolicy, VenueClient
+from positioning.ingest.raw import RawLander, interval_stamp, read_raw, safe_component
 from positioning.params import LS_PERIODS  # noqa: F401  (re-exported for venue modules)
-from positioning.raw import RawLander, interval_stamp, read_raw, safe_component
 from positioning.rows import Instrument, ParseError
 
 PERIOD_MS = {

@@ -28,9 +28,9 @@ from typing import Any
 
 import polars as pl
 
-from positioning.extract import venue_module
+from positioning.ingest.extract import venue_module
+from positioning.ingest.raw import read_raw, read_raw_bodies
 from positioning.quality import period_seconds
-from positioning.raw import read_raw, read_raw_bodies
 from positioning.rows import (
     FundingRate,
     Instrument,
@@ -110,7 +110,7 @@ def parse_manifests(
     """Parse the final attempt of every successful request in the manifests.
 
     ``vectorised``: endpoints with a frame parser (``module.FRAME_PARSERS``) are read together
-    (:func:`positioning.raw.read_raw_bodies`) and parsed in one polars batch per venue and endpoint, however many
+    (:func:`positioning.ingest.raw.read_raw_bodies`) and parsed in one polars batch per venue and endpoint, however many
     manifests they come from; a page the frame parser does not take is parsed by the row parser, so the result is
     the same as parsing every file with the row parser.
     """

@@ -28,8 +28,7 @@ import duckdb
 import polars as pl
 
 from positioning.config import data_dir
-from positioning.extract import manifest_path, unavailable_kind
-from positioning.normalize import build_facts, instrument_rows, parse_manifests
+from positioning.ingest.extract import manifest_path, unavailable_kind
 from positioning.quality import (
     GateReport,
     GxSession,
@@ -42,6 +41,7 @@ from positioning.quality import (
     record_blocked,
     write_records,
 )
+from positioning.warehouse.normalize import build_facts, instrument_rows, parse_manifests
 
 
 def run_manifests(data: Path, interval_end: datetime, run_id: str) -> list[dict[str, Any]]:

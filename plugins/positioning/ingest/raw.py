@@ -8,7 +8,7 @@ Each file is one JSON object ``{"meta": {...}, "body": "<response text, verbatim
 string so malformed JSON and HTML error pages are landed exactly as received. Files are written to a temporary
 name and hard-linked into place, so a reader never sees half a file and an existing file is never replaced.
 
-Raw files older than a few days can be compacted (:mod:`positioning.compact`) into a partitioned Parquet archive::
+Raw files older than a few days can be compacted (:mod:`positioning.ingest.compact`) into a partitioned Parquet archive::
 
     $POSITIONING_DATA_DIR/archive/raw/venue=<v>/endpoint=<e>/date=<YYYY-MM-DD>/part-<hash>.parquet
 

@@ -7,7 +7,7 @@ adds up: about 300 files an hour for 50 symbols. :func:`compact` moves every raw
     archive/raw/venue=<v>/endpoint=<e>/date=<YYYY-MM-DD>/part-<hash>.parquet
 
 one row per raw file (``path`` relative to the data directory, ``meta`` JSON text, ``body`` verbatim), and
-:func:`positioning.raw.read_raw` reads archived files transparently, so manifests keep pointing at the old paths
+:func:`positioning.ingest.raw.read_raw` reads archived files transparently, so manifests keep pointing at the old paths
 and re-parsing an archived interval gives the same facts. Then archive partitions older than the retention
 (``POSITIONING_RAW_RETENTION_DAYS``, default 400; 0 keeps them forever) are deleted.
 
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from positioning.raw import ARCHIVE_COLUMNS, ARCHIVE_ROOT, archived_records, locate_raw
+from positioning.ingest.raw import ARCHIVE_COLUMNS, ARCHIVE_ROOT, archived_records, locate_raw
 
 RETENTION_ENV = "POSITIONING_RAW_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 400

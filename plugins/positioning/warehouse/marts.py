@@ -62,7 +62,7 @@ from pathlib import Path
 import duckdb
 
 from positioning.config import sql_dir
-from positioning.raw import interval_stamp
+from positioning.ingest.raw import interval_stamp
 from positioning.settings import SignalThresholds, SkewThresholds
 
 _MODEL_HEADER = re.compile(r"^--\s*model:\s*([a-z_]+\.[a-z_]+)\s*$", re.MULTILINE)

@@ -11,7 +11,7 @@ without one Airflow run per hour:
    written only when all its pages arrived. The shared :class:`VenueClient` paces every call with the venues'
    documented limits (one client per venue, so one limiter per limit group).
 2. **load** (the single DuckDB writer): the chunk manifests are parsed by the venue parsers, the facts of every
-   hourly interval end are built at once by :func:`positioning.normalize.bucket_facts` (the same "latest bucket
+   hourly interval end are built at once by :func:`positioning.warehouse.normalize.bucket_facts` (the same "latest bucket
    ended at or before the end" rule a past-interval DAG run applies, vectorised), and each interval goes through
    the same audit (great-expectations gate, without Data Docs) and publish as a DAG run's load. What the venues
    cannot give (mark, funding, Bitget, Strike; intervals beyond a venue's retention) is recorded in
@@ -27,7 +27,7 @@ uninterrupted fill. A finished fill marks its state done; the next invocation st
 the same day: a window whose oldest hour has meanwhile left a venue's retention loses that hour (a gap).
 
 Intervals: hourly (the DAG's schedule), the newest ending at the last full hour that is already *past*
-(``positioning.extract.freshness_tolerance``), so a scheduled run owns the current hours and the two never
+(``positioning.ingest.extract.freshness_tolerance``), so a scheduled run owns the current hours and the two never
 overlap in meaning. ``--period`` is the bucket size asked of the venues (the DAG's ``lsPeriod``).
 """
 
@@ -46,7 +46,7 @@ from typing import Any
 import polars as pl
 
 from positioning import VENUES
-from positioning.extract import (
+from positioning.ingest.extract import (
     PERIOD_MS,
     RETENTION_MARGIN,
     freshness_tolerance,
@@ -56,8 +56,8 @@ from positioning.extract import (
     venue_module,
     write_json_atomic,
 )
-from positioning.http import Endpoint, FetchResult, RateLimit, RetryPolicy, VenueClient
-from positioning.raw import RawLander, interval_stamp, safe_component
+from positioning.ingest.http import Endpoint, FetchResult, RateLimit, RetryPolicy, VenueClient
+from positioning.ingest.raw import RawLander, interval_stamp, safe_component
 
 HOUR = timedelta(hours=1)
 HOUR_MS = 3_600_000
@@ -158,7 +158,7 @@ def history_series(venue: str, ls_period: str) -> list[HistorySeries]:
 
 def first_fetchable_end(plan: BulkPlan, series: HistorySeries) -> datetime:
     """The oldest interval end whose window (one interval plus one bucket) the venue still keeps: the same test
-    as :meth:`positioning.extract.ExtractRequest.retention_gap` applies to a past-interval run."""
+    as :meth:`positioning.ingest.extract.ExtractRequest.retention_gap` applies to a past-interval run."""
     edge = (plan.as_of or datetime.now(UTC)) - series.retention + RETENTION_MARGIN
     needed = edge + HOUR + timedelta(milliseconds=series.period_ms)
     hours = -(-(needed - plan.first_end) // HOUR) if needed > plan.first_end else 0
@@ -332,7 +332,7 @@ async def _fetch_venue(
                 listing = await client.get(listing_endpoint, listing_params)
                 instruments, skipped, fatal = {}, {}, None
                 if listing.ok:
-                    from positioning.extract import map_listed
+                    from positioning.ingest.extract import map_listed
 
                     parsed = module.PARSERS[listing_endpoint.name](listing.payload, listing_params)
                     instruments, skipped = map_listed(venue, parsed, plan.symbols)
@@ -470,10 +470,10 @@ def load(
 ) -> dict[str, Any]:
     """Parse the chunks, build every interval's facts at once, then audit and publish interval by interval."""
     from positioning import warehouse
-    from positioning.load import _audit, _insert, _publish_or_block, upsert_instruments
-    from positioning.marts import export_marts, refresh
-    from positioning.normalize import _symbol_map, bucket_facts, instrument_rows, parse_manifests
     from positioning.quality import GxSession, QualityConfig, QualityGateError, previous_oi
+    from positioning.warehouse.load import _audit, _insert, _publish_or_block, upsert_instruments
+    from positioning.warehouse.marts import export_marts, refresh
+    from positioning.warehouse.normalize import _symbol_map, bucket_facts, instrument_rows, parse_manifests
 
     config = config or replace(QualityConfig.from_env(), data_docs=0.0)  # Data Docs for 720 intervals: no
     chunks = [c for c in read_chunks(data, plan.run_id) if c["status"] == "ok"]
@@ -523,7 +523,7 @@ def load(
             if stop_after_intervals is not None and summary["published"] >= stop_after_intervals:
                 raise BulkInterrupted(f"stopped after {summary['published']} intervals (test hook)")
         # The run-level log (chunks as extract runs, their failures, parse errors) and the instruments, once.
-        from positioning.load import _ops_frames
+        from positioning.warehouse.load import _ops_frames
 
         ops = _ops_frames(chunks, _naive(plan.last_end))
         parse_errors = pl.DataFrame(
@@ -557,7 +557,7 @@ def load(
 
 
 def _no_instruments() -> pl.DataFrame:
-    from positioning.normalize import ParsedRows, instrument_rows
+    from positioning.warehouse.normalize import ParsedRows, instrument_rows
 
     return instrument_rows(ParsedRows()).with_columns(seen=pl.lit(None, pl.Datetime("us")))
 
@@ -571,7 +571,7 @@ def _stage_interval(
     unavailable: dict[str, dict[str, str]],
     listing: dict[str, dict[str, Any]],
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """What ``positioning.load.stage`` gives for one interval, from the bulk frames; and one manifest-like record
+    """What ``positioning.warehouse.load.stage`` gives for one interval, from the bulk frames; and one manifest-like record
     per venue (what the gate's coverage check reads)."""
     ts = _naive(end)
     now = _naive(datetime.now(UTC))

@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from positioning.raw import RawLander
+from positioning.ingest.raw import RawLander
 
 USER_AGENT = "positioning/0.1 (+https://github.com/positioning)"
 LANDED_HEADERS = (

@@ -1,0 +1,9 @@
+"""Ingest: everything between a venue and the files the warehouse is loaded from. HTTP only, no DuckDB.
+
+* ``http``: the shared venue client (rate limits, retries, envelopes, redaction);
+* ``raw``: landing every response verbatim (``raw/venue=.../endpoint=.../date=...``), reading it back;
+* ``manifests``: the typed record of one extract (``Manifest``, ``RequestRecord``) and where manifests live;
+* ``extract``: the runner of one venue's snapshot plan for one interval (adapters come from the registry);
+* ``bulk``: the bulk history fill's window, paging and resumable fetch (its load is ``warehouse.bulk_load``);
+* ``compact``: raw-file compaction into Parquet archives and their retention.
+"""

@@ -1,0 +1,21 @@
+"""Warehouse: DuckDB connections and migrations, normalising raw rows into facts, the interval loader
+(stage → audit → publish), the SQL model runner and its exports.
+
+* ``connection``: ``connect``/``writer``/``reader`` and versioned migrations;
+* ``normalize``: raw files → the rows of ``core.fact_positioning`` (pure polars, the venues' rules from adapters);
+* ``load``: ``StagedInterval`` and the one public interval loader the DAG and the bulk fill call;
+* ``bulk_load``: the bulk fill's load (every interval of a window through the same loader);
+* ``marts``: the SQL models in ``include/sql/models`` (templated over the venue registry), exports.
+
+``from positioning import warehouse; warehouse.writer(...)`` keeps working: the connection API is re-exported.
+"""
+
+from positioning.warehouse.connection import (  # noqa: F401  (the package's public connection API)
+    LOCK_WAIT_SECONDS,
+    WarehouseLockedError,
+    connect,
+    migrate,
+    migrations,
+    reader,
+    writer,
+)
