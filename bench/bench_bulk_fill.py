@@ -21,9 +21,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from positioning import VENUES
-from positioning.ingest.bulk import HISTORY_VENUES, run_fill, window_for
-from positioning.ingest.extract import PERIOD_MS
+from positioning import VENUES, registry
+from positioning.ingest.bulk import run_fill, window_for
+from positioning.periods import PERIOD_MS
 from positioning.sim import VenueSimulator
 from positioning.symbols import default_symbols
 from positioning.venues import binance, okx
@@ -55,7 +55,7 @@ def main() -> int:
         now = datetime.now(UTC)
         first, last = window_for(args.days, now, args.period)
         buckets = int((last - first).total_seconds() * 1000 // PERIOD_MS[args.period]) + 2
-        listed = {venue: set(sim.state.listed(venue)) for venue in HISTORY_VENUES}
+        listed = {venue: set(sim.state.listed(venue)) for venue in registry.history_names()}
         binance_calls = 4 * sum(s in listed["binance"] for s in symbols) * math.ceil(buckets / 500)
         okx_calls = sum(s in listed["okx"] for s in symbols)
         started = time.perf_counter()

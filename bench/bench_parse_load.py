@@ -83,7 +83,8 @@ def run_ours(data: str, plan_json: dict, queue) -> None:
     import polars as pl
     from positioning import warehouse
     from positioning.ingest import bulk as backfill
-    from positioning.warehouse.normalize import _symbol_map, bucket_facts, parse_manifests
+    from positioning.ingest.manifests import ManifestStore
+    from positioning.warehouse.normalize import bucket_facts, parse_manifests, symbol_map
 
     plan = backfill.BulkPlan.from_json(plan_json)
     path = Path(tempfile.mkdtemp()) / "warehouse.duckdb"
@@ -91,14 +92,14 @@ def run_ours(data: str, plan_json: dict, queue) -> None:
         pass
     timings = {}
     started = time.perf_counter()
-    chunks = [c for c in backfill.read_chunks(Path(data), plan.run_id) if c["status"] == "ok"]
+    chunks = [c for c in ManifestStore(Path(data)).chunks(plan.run_id) if c.status == "ok"]
     parsed = parse_manifests(chunks)
     timings["parse"] = time.perf_counter() - started
     raw_rows = parsed.count()
     began = time.perf_counter()
-    symbol_map = _symbol_map([c for c in chunks if c["chunk"] != "listing"])
+    mapped = symbol_map([c for c in chunks if c.chunk != "listing"])
     ends_ms = [int(end.timestamp() * 1000) for end in plan.ends]
-    facts = bucket_facts(symbol_map, parsed, ends_ms, backfill.HOUR_MS)
+    facts = bucket_facts(mapped, parsed, ends_ms, 3_600_000)
     facts = facts.with_columns(
         ts=pl.from_epoch("end_ms", time_unit="ms").cast(pl.Datetime("us")),
         run_id=pl.lit(plan.run_id),
@@ -126,7 +127,7 @@ def run_ours(data: str, plan_json: dict, queue) -> None:
             "published": published,
             "stages": timings,
             "peak_rss_mib": _peak_rss_mib(),
-            "files": sum(len(r["raw_paths"]) for c in chunks for r in c["requests"]),
+            "files": sum(len(r.raw_paths) for c in chunks for r in c.requests),
         }
     )
 
@@ -196,7 +197,7 @@ def run_limit(data: str, queue) -> None:
 def run_json_floor(data: str, queue) -> None:
     import polars as pl
     from positioning.ingest.raw import read_raw_bodies
-    from positioning.venues.binance import DECODE_PAGES
+    from positioning.venues.frames import DECODE_PAGES
 
     by_endpoint: dict[str, list[str]] = {}
     for path in _history_files(Path(data)):

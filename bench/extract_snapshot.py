@@ -28,12 +28,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from positioning import VENUES
-from positioning.ingest.extract import ExtractRequest, extract_venue, venue_module
+from positioning import VENUES, registry
+from positioning.ingest.extract import extract_venue
 from positioning.ingest.http import RetryPolicy
 from positioning.sim import VenueSimulator
 from positioning.sim.state import SYMBOLS
 from positioning.symbols import default_symbols
+from positioning.venues.base import ExtractRequest
 from tabulate import tabulate
 
 
@@ -65,7 +66,7 @@ def rate_limit_floor(sim: VenueSimulator, symbols: tuple[str, ...]) -> tuple[flo
     }
     floors = {}
     for (venue, group), count in per_group.items():
-        limit = venue_module(venue).LIMITS[group]
+        limit = registry.get(venue).limits[group]
         floors[f"{venue} {group} ({limit.requests}/{limit.seconds:g}s, {count} requests)"] = (
             max(0, math.ceil(count / limit.requests) - 1) * limit.seconds
         )

@@ -1,7 +1,7 @@
 """The ``positioning`` DAG: perpetual-futures open interest and long/short ratios into a DuckDB warehouse.
 
 Only wiring lives here; the work is in the ``positioning`` package (``positioning.pipeline``). Parsing this
-file imports Airflow's SDK and two small modules, nothing else, so the DAG processor stays fast.
+file imports Airflow's SDK, the params and the venue registry (the adapters' declarations), nothing heavier.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, TaskGroup, dag, get_current_context, task
-from positioning import VENUES
+from positioning import registry
 from positioning.params import dag_params
 
 SCHEDULE = os.environ.get("POSITIONING_SCHEDULE", "0 * * * *")
@@ -23,8 +23,8 @@ DOC_MD = f"""
 Where is perpetual-futures positioning crowded? Each run collects, for one data interval (schedule
 `{SCHEDULE}`, UTC, set by `POSITIONING_SCHEDULE`):
 
-* **open interest** in contracts, coins and USD per venue (Binance USD-M, OKX, Bitget, Strike Protocol),
-* **long/short ratios** (Binance top-trader positions/accounts and all accounts, OKX, Bitget, Strike's OI split),
+* **open interest** in contracts, coins and USD per venue ({", ".join(spec.title for spec in registry.specs())}),
+* **long/short ratios** (each venue's, see the trigger form's Venues section),
 * mark prices and funding rates,
 
 and publishes them to the DuckDB warehouse at `$POSITIONING_DATA_DIR/warehouse.duckdb`.
@@ -39,8 +39,8 @@ and publishes them to the DuckDB warehouse at `$POSITIONING_DATA_DIR/warehouse.d
 
 A venue that fails (geo-block, ban, outage) fails its own extract task; the others still load, and
 `ops.extract_runs` / `ops.extract_failures` say which venue and endpoint failed and why.
-Venue base URLs come from the connections `positioning_binance`, `positioning_okx`, `positioning_bitget`,
-`positioning_strike` (default: the public APIs).
+Venue base URLs come from the connections {", ".join(f"`{spec.connection_id}`" for spec in registry.specs())}
+(default: the public APIs).
 """
 
 
@@ -120,7 +120,7 @@ def positioning():
 
     planned = plan()
     loaded = load()
-    for venue in VENUES:
+    for venue in registry.names():
         # One task group per venue: its extract is mapped over [spec] (or [] when disabled) in its own pool.
         with TaskGroup(group_id=venue):
             extract.override(pool=f"positioning_{venue}").expand(spec=request(planned, venue)) >> loaded

@@ -17,10 +17,11 @@ import duckdb
 import pytest
 from conftest import INTERVAL_END
 from fake_telegram import FakeTelegram, parse_html
-from positioning import telegram as telegram_module
 from positioning.alerts import run_alerts
+from positioning.alerts import telegram as telegram_module
+from positioning.alerts.render import escape, split_message, utf16_units
+from positioning.alerts.telegram import TelegramBot
 from positioning.ingest.http import RetryPolicy
-from positioning.telegram import TelegramBot, escape, split_message, utf16_units
 
 TOKEN = "123456:SECRET-token-xyz"
 SECRET_FORMS = (TOKEN, quote(TOKEN, safe=""), "SECRET-token-xyz")

@@ -16,10 +16,12 @@ import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import VENUES
 from positioning.ingest.bulk import BulkInterrupted, run_fill, window_for
-from positioning.ingest.extract import ExtractRequest, extract_venue
+from positioning.ingest.extract import extract_venue
 from positioning.ingest.http import RateLimit, RetryPolicy
+from positioning.ingest.manifests import Manifest
 from positioning.quality import QualityConfig
 from positioning.sim import Limit, VenueSimulator
+from positioning.venues.base import ExtractRequest
 from positioning.warehouse.load import load_interval
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.02, max_delay=0.1, seed=1)
@@ -59,11 +61,11 @@ def extract_all(sim, data: Path, end: datetime, run_id: str, ls_period: str = "1
             )
         )
 
-    return {m["venue"]: m for m in asyncio.run(main())}
+    return {m.venue: m for m in asyncio.run(main())}
 
 
-def endpoints(manifest: dict) -> set[str]:
-    return {request["endpoint"] for request in manifest["requests"]}
+def endpoints(manifest: Manifest) -> set[str]:
+    return {request.endpoint for request in manifest.requests}
 
 
 def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -76,16 +78,16 @@ def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
 
 def test_a_current_interval_keeps_the_snapshot_plan(relaxed_sim, tmp_path):
     manifests = extract_all(relaxed_sim, tmp_path, INTERVAL_END, "live")
-    assert not any(m["history"] for m in manifests.values())
+    assert not any(m.history for m in manifests.values())
     assert {"premiumIndex", "openInterest"} <= endpoints(manifests["binance"])
     assert "openInterestHist" not in endpoints(manifests["binance"])
     assert {"open-interest", "mark-price", "funding-rate"} <= endpoints(manifests["okx"])
-    assert all(m["unavailable"] == {} for m in manifests.values())
+    assert all(m.unavailable == {} for m in manifests.values())
 
 
 def test_a_past_interval_asks_only_history_endpoints_and_records_the_rest_as_unavailable(relaxed_sim, tmp_path):
     manifests = extract_all(relaxed_sim, tmp_path, INTERVAL_END - timedelta(hours=5), "past")
-    assert all(m["history"] and m["status"] == "ok" for m in manifests.values())
+    assert all(m.history and m.status == "ok" for m in manifests.values())
     assert endpoints(manifests["binance"]) == {
         "exchangeInfo",
         "openInterestHist",
@@ -98,22 +100,22 @@ def test_a_past_interval_asks_only_history_endpoints_and_records_the_rest_as_una
     assert endpoints(manifests["okx"]) == {"instruments", "long-short-account-ratio"}
     assert endpoints(manifests["bitget"]) == {"contracts"}
     assert endpoints(manifests["strike"]) == {"markets"}
-    assert set(manifests["binance"]["unavailable"]) == {"mark_price", "funding_rate"}
-    assert {"oi_usd", "mark_price", "funding_rate"} <= set(manifests["okx"]["unavailable"])
-    assert set(manifests["bitget"]["unavailable"]) == {"oi_coins", "oi_usd", "mark_price", "funding_rate", "ls_account"}
-    assert set(manifests["strike"]["unavailable"]) == {"oi_usd", "ls_oi", "mark_price"}
-    assert all("not available for this interval" in r for r in manifests["strike"]["unavailable"].values())
+    assert set(manifests["binance"].unavailable) == {"mark_price", "funding_rate"}
+    assert {"oi_usd", "mark_price", "funding_rate"} <= set(manifests["okx"].unavailable)
+    assert set(manifests["bitget"].unavailable) == {"oi_coins", "oi_usd", "mark_price", "funding_rate", "ls_account"}
+    assert set(manifests["strike"].unavailable) == {"oi_usd", "ls_oi", "mark_price"}
+    assert all("not available for this interval" in r for r in manifests["strike"].unavailable.values())
 
 
 def test_an_interval_beyond_retention_is_a_gap_not_a_request(relaxed_sim, tmp_path):
     manifests = extract_all(relaxed_sim, tmp_path, INTERVAL_END - timedelta(days=31), "old")
     assert endpoints(manifests["binance"]) == {"exchangeInfo"}
-    assert manifests["binance"]["unavailable"]["oi_usd"].startswith("outside retention")
+    assert manifests["binance"].unavailable["oi_usd"].startswith("outside retention")
     assert endpoints(manifests["okx"]) == {"instruments"}
-    assert manifests["okx"]["unavailable"]["ls_account"].startswith("outside retention")
+    assert manifests["okx"].unavailable["ls_account"].startswith("outside retention")
     # OKX keeps 5m buckets for 2 days only: lsPeriod 15m (-> rubik 5m) three days back is a gap there alone.
     manifests = extract_all(relaxed_sim, tmp_path, INTERVAL_END - timedelta(days=3), "okx5m", ls_period="15m")
-    assert manifests["okx"]["unavailable"]["ls_account"].startswith("outside retention")
+    assert manifests["okx"].unavailable["ls_account"].startswith("outside retention")
     assert "openInterestHist" in endpoints(manifests["binance"])
 
 
@@ -159,7 +161,7 @@ def test_backfilling_an_hour_a_live_run_collected_keeps_its_current_values(relax
     live_marks = query(warehouse, "SELECT venue, symbol, value FROM core.fact_positioning WHERE metric = 'mark_price'")
     relaxed_sim.set_now(SIM_NOW_MS + 6 * 3_600_000)  # the same hour, re-run six hours later: now a past interval
     manifests = extract_all(relaxed_sim, tmp_path, INTERVAL_END, "rerun")
-    assert manifests["binance"]["history"]
+    assert manifests["binance"].history
     load_interval(INTERVAL_END, "rerun", data=tmp_path, config=NO_DOCS)
     assert query(warehouse, "SELECT venue, symbol, value FROM core.fact_positioning WHERE metric = 'mark_price'") == (
         live_marks

@@ -18,10 +18,11 @@ import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import VENUES
 from positioning.ingest.compact import compact, retention_days_from_env
-from positioning.ingest.extract import ExtractRequest, extract_venue
+from positioning.ingest.extract import extract_venue
 from positioning.ingest.http import RateLimit, RetryPolicy
 from positioning.ingest.raw import RawLander, read_raw
 from positioning.sim import Limit, VenueSimulator
+from positioning.venues.base import ExtractRequest
 
 RUN_ID = "scheduled__2026-11-20T11"
 LATER = INTERVAL_END + timedelta(days=10)  # "now" for compaction: the interval's files are 10 days old

@@ -27,9 +27,10 @@ import duckdb
 import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import VENUES, warehouse
-from positioning.ingest.extract import ExtractRequest, extract_venue
+from positioning.ingest.extract import extract_venue
 from positioning.ingest.http import RateLimit, RetryPolicy
 from positioning.sim import Limit, VenueSimulator
+from positioning.venues.base import ExtractRequest
 
 INTERVALS = [INTERVAL_END - timedelta(hours=hours) for hours in range(4)]
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.02, max_delay=0.1, seed=1)

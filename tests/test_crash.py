@@ -28,9 +28,10 @@ import duckdb
 import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import VENUES
-from positioning.ingest.extract import ExtractRequest, extract_venue
+from positioning.ingest.extract import extract_venue
 from positioning.ingest.http import RateLimit, RetryPolicy
 from positioning.sim import Limit, VenueSimulator
+from positioning.venues.base import ExtractRequest
 
 FULL = os.environ.get("POSITIONING_FULL_MATRIX", "") not in ("", "0")
 SCHEMAS = ("core", "ops", "quality", "marts", "meta")
@@ -80,7 +81,8 @@ EXTRACT_CHILD = textwrap.dedent(
     import os, signal, sys
     from datetime import datetime, timedelta
     from pathlib import Path
-    from positioning.ingest.extract import ExtractRequest, run_extract
+    from positioning.ingest.extract import run_extract
+    from positioning.venues.base import ExtractRequest
     from positioning.ingest.http import RetryPolicy
 
     data, base_url, venue, kill_in_file = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])

@@ -23,7 +23,7 @@ SCREENSHOTS = Path(os.environ.get("POSITIONING_ARTIFACTS", REPO / "artifacts")) 
 SYMBOLS = ["BTC", "ETH", "SOL", "HYPE", "PEPE", "ORDI"]  # HYPE: no OKX; ORDI: no Bitget; Strike: BTC, ETH, SOL, HYPE
 HISTORY_START = datetime(2026, 11, 17, 0, 0)
 HISTORY_HOURS = 72  # enough for 30-day percentiles (24 observations) over the heat map's 48 columns, and signals
-VENUES = list(dashboard.VENUE_COLOURS)
+VENUES = list(dashboard.venue_colours())
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import VENUES
-from positioning.ingest.extract import ExtractRequest, extract_venue
+from positioning.ingest.extract import extract_venue
 from positioning.ingest.http import RateLimit, RetryPolicy
 from positioning.sim import Limit, VenueSimulator
 from positioning.symbols import default_symbols
+from positioning.venues.base import ExtractRequest
 from reliability_matrix import LISTING, PER_SYMBOL  # each venue's first call, and a per-symbol call
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.02, max_delay=0.1, seed=1)
@@ -62,7 +63,7 @@ def extract_all(
             )
         )
 
-    return {manifest["venue"]: manifest for manifest in asyncio.run(main())}
+    return {manifest.venue: manifest for manifest in asyncio.run(main())}
 
 
 @pytest.fixture
@@ -80,13 +81,13 @@ def landed(data: Path, venue: str) -> list[dict]:
 
 
 def find(manifest: dict, endpoint: str) -> list[dict]:
-    return [r for r in manifest["requests"] if r["endpoint"] == endpoint]
+    return [r for r in manifest.requests if r.endpoint == endpoint]
 
 
 def assert_others_unaffected(manifests: dict, faulty: str) -> None:
     for venue, manifest in manifests.items():
         if venue != faulty:
-            assert manifest["status"] == "ok", (venue, manifest["fatal"])
+            assert manifest.status == "ok", (venue, manifest.fatal)
 
 
 def assert_everything_landed(sim, data: Path, venue: str) -> None:
@@ -98,11 +99,11 @@ def assert_everything_landed(sim, data: Path, venue: str) -> None:
 def test_clean_extract_lands_everything_and_skips_unlisted(relaxed_sim, tmp_path):
     manifests = extract_all(relaxed_sim.base_url, tmp_path, symbols=("BTC", "MKR", "HYPE", "NOPE"))
     for venue in VENUES:
-        assert manifests[venue]["status"] == "ok"
+        assert manifests[venue].status == "ok"
         assert_everything_landed(relaxed_sim, tmp_path, venue)
-        assert manifests[venue]["skipped"]["NOPE"] == f"not listed on {venue}"
-    assert "MKR" in manifests["binance"]["skipped"] and "HYPE" in manifests["okx"]["skipped"]
-    assert set(manifests["strike"]["instruments"]) == {"BTC", "HYPE"}
+        assert manifests[venue].skipped["NOPE"] == f"not listed on {venue}"
+    assert "MKR" in manifests["binance"].skipped and "HYPE" in manifests["okx"].skipped
+    assert set(manifests["strike"].instruments) == {"BTC", "HYPE"}
     # Nothing user-supplied that a venue does not list ever reached a URL.
     assert not any("NOPE" in json.dumps(r["params"]) or "NOPE" in r["path"] for r in relaxed_sim.requests)
 
@@ -125,12 +126,12 @@ def test_transient_faults_are_retried_and_recovered(relaxed_sim, tmp_path, venue
     endpoint = PER_SYMBOL[venue]
     relaxed_sim.add_fault(venue, endpoint, times=1, **fault)
     manifests = extract_all(relaxed_sim.base_url, tmp_path, timeout=1.0)
-    assert manifests[venue]["status"] == "ok", manifests[venue]["fatal"]
-    retried = [r for r in find(manifests[venue], endpoint) if r["attempts"] == 2]
-    assert len(retried) == 1 and retried[0]["ok"], [(r["symbol"], r["statuses"], r["error"]) for r in retried]
+    assert manifests[venue].status == "ok", manifests[venue].fatal
+    retried = [r for r in find(manifests[venue], endpoint) if r.attempts == 2]
+    assert len(retried) == 1 and retried[0].ok, [(r.symbol, r.statuses, r.error) for r in retried]
     assert_others_unaffected(manifests, venue)
     assert_everything_landed(relaxed_sim, tmp_path, venue)
-    first_attempt = json.loads(Path(retried[0]["raw_paths"][0]).read_text())["meta"]
+    first_attempt = json.loads(Path(retried[0].raw_paths[0]).read_text())["meta"]
     assert first_attempt["ok"] is False and first_attempt["error"]
 
 
@@ -138,7 +139,7 @@ def test_transient_faults_are_retried_and_recovered(relaxed_sim, tmp_path, venue
 def test_geo_block_is_not_retried_and_fails_only_that_venue(relaxed_sim, tmp_path, venue):
     relaxed_sim.add_fault(venue, LISTING[venue], kind="status", status=451)
     manifests = extract_all(relaxed_sim.base_url, tmp_path)
-    assert manifests[venue]["status"] == "failed" and "451" in manifests[venue]["fatal"]
+    assert manifests[venue].status == "failed" and "451" in manifests[venue].fatal
     assert len(requests_to(relaxed_sim, venue)) == 1, "a geo-block is final: nothing else is asked"
     assert_others_unaffected(manifests, venue)
     assert_everything_landed(relaxed_sim, tmp_path, venue)
@@ -148,9 +149,9 @@ def test_geo_block_is_not_retried_and_fails_only_that_venue(relaxed_sim, tmp_pat
 def test_persistent_outage_gives_up_after_bounded_retries(relaxed_sim, tmp_path, venue):
     relaxed_sim.add_fault(venue, LISTING[venue], kind="status", status=503)
     manifests = extract_all(relaxed_sim.base_url, tmp_path)
-    assert manifests[venue]["status"] == "failed"
+    assert manifests[venue].status == "failed"
     listing = find(manifests[venue], LISTING[venue])[0]
-    assert listing["attempts"] == FAST_RETRY.max_attempts and listing["retryable"] is True
+    assert listing.attempts == FAST_RETRY.max_attempts and listing.retryable is True
     assert len(requests_to(relaxed_sim, venue)) == FAST_RETRY.max_attempts
     assert_others_unaffected(manifests, venue)
     assert_everything_landed(relaxed_sim, tmp_path, venue)
@@ -159,8 +160,8 @@ def test_persistent_outage_gives_up_after_bounded_retries(relaxed_sim, tmp_path,
 def test_a_long_ban_fails_fast_instead_of_waiting(relaxed_sim, tmp_path):
     relaxed_sim.add_fault("binance", "exchangeInfo", kind="status", status=418)  # Retry-After 120 s
     manifests = extract_all(relaxed_sim.base_url, tmp_path)
-    assert manifests["binance"]["status"] == "failed"
-    assert "418" in manifests["binance"]["fatal"] and "retry later" in manifests["binance"]["fatal"]
+    assert manifests["binance"].status == "failed"
+    assert "418" in manifests["binance"].fatal and "retry later" in manifests["binance"].fatal
     assert len(requests_to(relaxed_sim, "binance")) == 1
 
 
@@ -184,9 +185,9 @@ def test_invalid_symbol_errors_are_not_retried(relaxed_sim, tmp_path, venue):
     endpoint = PER_SYMBOL[venue]
     relaxed_sim.add_fault(venue, endpoint, symbol="BTC", **INVALID_SYMBOL[venue])
     manifests = extract_all(relaxed_sim.base_url, tmp_path)
-    failed = [r for r in find(manifests[venue], endpoint) if not r["ok"]]
-    assert [(r["symbol"], r["attempts"], r["retryable"]) for r in failed] == [("BTC", 1, False)]
-    assert manifests[venue]["status"] == "partial"  # ETH still delivered
+    failed = [r for r in find(manifests[venue], endpoint) if not r.ok]
+    assert [(r.symbol, r.attempts, r.retryable) for r in failed] == [("BTC", 1, False)]
+    assert manifests[venue].status == "partial"  # ETH still delivered
     assert_others_unaffected(manifests, venue)
     assert_everything_landed(relaxed_sim, tmp_path, venue)
 
@@ -196,8 +197,8 @@ def test_rate_limit_envelope_with_http_200_is_retried(relaxed_sim, tmp_path, ven
     endpoint = PER_SYMBOL[venue]
     relaxed_sim.add_fault(venue, endpoint, kind="error_envelope", code=code, msg="Too Many Requests", times=1)
     manifests = extract_all(relaxed_sim.base_url, tmp_path)
-    assert manifests[venue]["status"] == "ok"
-    assert sorted(r["attempts"] for r in find(manifests[venue], endpoint)) == [1, 2]
+    assert manifests[venue].status == "ok"
+    assert sorted(r.attempts for r in find(manifests[venue], endpoint)) == [1, 2]
     assert_everything_landed(relaxed_sim, tmp_path, venue)
 
 
@@ -211,7 +212,7 @@ def test_shape_faults_are_landed_for_the_loader_to_judge(relaxed_sim, tmp_path, 
     options = {"field": field} if kind == "missing_field" else {}
     relaxed_sim.add_fault(venue, endpoint, kind=kind, **options)
     manifests = extract_all(relaxed_sim.base_url, tmp_path)
-    assert all(r["attempts"] == 1 for r in manifests[venue]["requests"])
+    assert all(r.attempts == 1 for r in manifests[venue].requests)
     assert_others_unaffected(manifests, venue)
     assert_everything_landed(relaxed_sim, tmp_path, venue)
 
@@ -233,4 +234,4 @@ def test_full_50_symbol_snapshot_at_documented_limits_is_minimal_and_never_429(t
         }
         made = {venue: len(requests_to(sim, venue)) for venue in VENUES}
         assert made == minimum
-        assert all(manifest["status"] == "ok" for manifest in manifests.values())
+        assert all(manifest.status == "ok" for manifest in manifests.values())

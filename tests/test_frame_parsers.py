@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from positioning.ingest.manifests import Manifest, RequestRecord
 from positioning.quality import raw_row_frame
 from positioning.rows import LongShortRatio, OpenInterestHistory, ParseError
 from positioning.sim.state import SimState
 from positioning.venues import binance
-from positioning.warehouse.normalize import ParsedRows, _frame, parse_manifests
+from positioning.warehouse.normalize import ParsedRows, parse_manifests, rows_frame
 from test_parsers import BINANCE_GLOBAL_ACCOUNT, BINANCE_OI_HIST, BINANCE_TOP_ACCOUNT, BINANCE_TOP_POSITION
 
 ENDPOINTS = {
@@ -32,10 +34,17 @@ def _both(endpoint: str, bodies: list[str], period: str = "5m") -> tuple[ParsedR
     for i, body in enumerate(bodies):
         paths.append(str(directory / f"{i}.json"))
         Path(paths[-1]).write_text(json.dumps({"meta": meta, "body": body}), encoding="utf-8")
-    manifest = {
-        "venue": "binance",
-        "requests": [{"endpoint": endpoint, "ok": True, "raw_paths": [path]} for path in paths],
-    }
+    end = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    manifest = Manifest(
+        venue="binance",
+        run_id="frames",
+        attempt=1,
+        interval_start=end - timedelta(hours=1),
+        interval_end=end,
+        ls_period=period,
+        status="ok",
+        requests=tuple(RequestRecord("binance", endpoint, None, True, 200, raw_paths=(path,)) for path in paths),
+    )
     by_rows = parse_manifests([manifest], vectorised=False)
     by_frames = parse_manifests([manifest])
     return by_rows, by_frames
@@ -43,7 +52,7 @@ def _both(endpoint: str, bodies: list[str], period: str = "5m") -> tuple[ParsedR
 
 def _assert_same(endpoint: str, by_rows: ParsedRows, by_frames: ParsedRows) -> None:
     row_type = ENDPOINTS[endpoint][1]
-    expected = _frame(by_rows.rows[row_type], row_type)
+    expected = rows_frame(by_rows.rows[row_type], row_type)
     actual = by_frames.frame(row_type)
     assert_frame_equal(actual.sort(actual.columns), expected.sort(expected.columns))
     keys = ["venue", "endpoint", "raw_path", "row_type", "row_key"]
@@ -186,9 +195,9 @@ def test_duplicate_row_keys_reach_the_gate():
 
 
 def test_empty_batch():
-    frame, rejected = binance.FRAME_PARSERS[RATIO]([])
+    frame, rejected = binance.frame_parsers()[RATIO]([])
     assert rejected == [] and frame.height == 0
-    assert frame.drop("_page").schema == _frame([], LongShortRatio).schema
-    frame, _ = binance.FRAME_PARSERS["openInterestHist"]([])
-    assert frame.drop("_page").schema == _frame([], OpenInterestHistory).schema
+    assert frame.drop("_page").schema == rows_frame([], LongShortRatio).schema
+    frame, _ = binance.frame_parsers()["openInterestHist"]([])
+    assert frame.drop("_page").schema == rows_frame([], OpenInterestHistory).schema
     assert pl.DataFrame().height == 0

@@ -398,3 +398,126 @@ def test_a_value_stamped_outside_the_interval_window_is_quarantined(positioning_
     row = next(r for r in quarantine if r["metric"] == "oi_coins")
     assert row["observed"] == pytest.approx(-4 * 3600)  # 4 h before the window's start (the interval start)
     assert_marts_never_show_quarantined_values(data_dir)
+
+
+# ------------------------------------------------------------------------------------------------ the package
+
+PACKAGE = Path(__file__).resolve().parents[1] / "plugins" / "positioning" / "quality"
+
+# Every expectation as recorded in quality.expectation_results with the default thresholds: (name, suite,
+# level, expectation class, repr of its kwargs (order and int/float spelling reach Data Docs), description).
+DEFAULT_CATALOGUE = [
+    ("venue_not_null", "fact_rows", "quarantine", "ExpectColumnValuesToNotBeNull", "{'column': 'venue'}",
+     "venue is set"),
+    ("symbol_not_null", "fact_rows", "quarantine", "ExpectColumnValuesToNotBeNull", "{'column': 'symbol'}",
+     "symbol is set"),
+    ("metric_not_null", "fact_rows", "quarantine", "ExpectColumnValuesToNotBeNull", "{'column': 'metric'}",
+     "metric is set"),
+    ("source_ts_not_null", "fact_rows", "quarantine", "ExpectColumnValuesToNotBeNull", "{'column': 'source_ts'}",
+     "source_ts is set"),
+    ("value_is_finite", "fact_rows", "quarantine", "ExpectColumnValuesToNotBeNull", "{'column': 'finite_value'}",
+     "the value is a finite number (not NaN, not infinite)"),
+    ("ratio_in_open_range", "fact_rows", "quarantine", "ExpectColumnValuesToBeBetween",
+     "{'column': 'ratio_value', 'min_value': 0.0, 'max_value': 100.0, 'strict_min': True, 'strict_max': True}",
+     "a long/short ratio lies in (0, 100)"),
+    ("ratio_shares_sum_to_one", "fact_rows", "quarantine", "ExpectColumnValuesToBeBetween",
+     "{'column': 'ratio_share_sum', 'min_value': 0.999, 'max_value': 1.001}",
+     "long share + short share = 1 within 0.001"),
+    ("ratio_matches_shares", "fact_rows", "quarantine", "ExpectColumnValuesToBeBetween",
+     "{'column': 'ratio_over_share_ratio', 'min_value': 0.99, 'max_value': 1.01}",
+     "ratio = long share / short share within 1%"),
+    ("oi_positive", "fact_rows", "quarantine", "ExpectColumnValuesToBeBetween",
+     "{'column': 'oi_value', 'min_value': 0, 'strict_min': True}", "open interest (contracts, coins, USD) > 0"),
+    ("mark_price_positive", "fact_rows", "quarantine", "ExpectColumnValuesToBeBetween",
+     "{'column': 'mark_price_value', 'min_value': 0, 'strict_min': True}", "mark price > 0"),
+    ("oi_usd_matches_coins_x_mark", "fact_rows", "quarantine", "ExpectColumnValuesToBeBetween",
+     "{'column': 'usd_over_coins_x_mark', 'min_value': 0.995, 'max_value': 1.005}",
+     "venue-reported OI USD = OI coins x mark price within 0.5%"),
+    ("oi_sides_sum_to_total", "fact_rows", "quarantine", "ExpectColumnValuesToBeBetween",
+     "{'column': 'oi_sides_over_total', 'min_value': 0.999, 'max_value': 1.001}",
+     "long OI + short OI = total OI within 0.1% (Strike)"),
+    ("source_ts_in_window", "fact_rows", "quarantine", "ExpectColumnValuesToBeBetween",
+     "{'column': 'source_ts_outside_window_s', 'min_value': 0, 'max_value': 0}",
+     "the venue's timestamp lies inside the interval window (seconds outside it; 0 = inside)"),
+    ("fact_grain_unique", "fact_rows", "block", "ExpectCompoundColumnsToBeUnique",
+     "{'column_list': ['venue', 'symbol', 'metric', 'period']}", "one staged row per (venue, symbol, metric, period)"),
+    ("raw_rows_unique", "raw_rows", "block", "ExpectCompoundColumnsToBeUnique",
+     "{'column_list': ['raw_path', 'row_type', 'row_key']}", "no venue response carries the same row key twice"),
+    ("venue_completeness", "venue_coverage", "warning", "ExpectColumnValuesToBeBetween",
+     "{'column': 'completeness', 'min_value': 0.5, 'max_value': 1}",
+     "each venue delivered OI for at least 50% of its expected symbols"),
+    ("some_venue_complete", "venue_coverage", "block", "ExpectColumnMaxToBeBetween",
+     "{'column': 'completeness', 'min_value': 0.5}", "at least one venue delivered OI for 50% of its expected symbols"),
+    ("venue_oi_drift", "venue_coverage", "warning", "ExpectColumnValuesToBeBetween",
+     "{'column': 'oi_usd_change_factor', 'min_value': 0.3333333333333333, 'max_value': 3.0}",
+     "a venue's total OI USD moved less than 3x against its previous interval"),
+]  # fmt: skip
+
+
+def test_the_catalogue_resolves_to_the_recorded_expectations():
+    from positioning.quality import QualityConfig, checks
+
+    resolved = [
+        (c.name, c.suite.removeprefix("positioning."), c.level, c.expectation_type, repr(c.kwargs), c.description)
+        for c in checks(QualityConfig())
+    ]
+    assert resolved == DEFAULT_CATALOGUE
+
+
+def test_the_catalogue_takes_its_thresholds_from_the_config():
+    from positioning.quality import QualityConfig, checks
+
+    by_name = {c.name: c for c in checks(QualityConfig(completeness_floor=0.8, drift_factor=2.0, ratio_max=50.0))}
+    assert by_name["some_venue_complete"].kwargs == {"column": "completeness", "min_value": 0.8}
+    assert by_name["venue_completeness"].description.endswith("at least 80% of its expected symbols")
+    assert by_name["venue_oi_drift"].kwargs["min_value"] == 0.5 and by_name["venue_oi_drift"].kwargs["max_value"] == 2
+    assert by_name["ratio_in_open_range"].description == "a long/short ratio lies in (0, 50)"
+
+
+def test_a_misspelt_bound_is_an_error():
+    from positioning.quality import QualityConfig
+    from positioning.quality.checks import resolve_bound
+
+    assert resolve_bound("1/drift_factor", QualityConfig(drift_factor=4.0)) == 0.25
+    with pytest.raises(ValueError, match="drift_facter"):
+        resolve_bound("1/drift_facter", QualityConfig())
+
+
+def test_importing_the_package_does_not_import_great_expectations():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, positioning.quality; "
+        "sys.exit(any(name.split('.')[0] == 'great_expectations' for name in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
+
+
+def test_the_package_modules_are_small_and_share_only_public_names():
+    import ast
+
+    for path in sorted(PACKAGE.glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        assert len(source.splitlines()) <= 450, path.name
+        for node in ast.parse(source).body:  # module level: great_expectations only inside functions
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any(m.startswith("great_expectations") for m in modules), path.name
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("positioning."):
+                private = [alias.name for alias in node.names if alias.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {node.module}"
+
+
+def test_the_package_names_no_venue_except_in_recorded_text():
+    from positioning import registry
+
+    lines = [
+        f"{path.name}: {line.strip()}"
+        for path in sorted(PACKAGE.glob("*.py"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if any(name in line.lower() for name in registry.names())
+    ]
+    # The one exception is a description recorded with every result (expectation_results, Data Docs).
+    assert lines == ['checks.py: "long OI + short OI = total OI within {oi_sides_tolerance:.1%} (Strike)",'], lines

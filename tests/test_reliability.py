@@ -252,9 +252,10 @@ def test_completeness_warning_names_the_venue_in_the_quality_tables(tmp_path, mo
     import asyncio
     from datetime import timedelta
 
-    from positioning.ingest.extract import ExtractRequest, extract_venue
+    from positioning.ingest.extract import extract_venue
     from positioning.ingest.http import RetryPolicy
     from positioning.sim import Limit, VenueSimulator
+    from positioning.venues.base import ExtractRequest
     from positioning.warehouse.load import load_interval
 
     data = tmp_path / "data"

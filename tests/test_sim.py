@@ -7,11 +7,13 @@ import json
 import threading
 import time
 from decimal import Decimal
+from typing import ClassVar
 
 import httpx
 import pytest
-from positioning.sim import RATE_LIMITS, Limit, SimState, VenueSimulator
+from positioning.sim import RATE_LIMITS, Limit, SimState, VenueSimulator, venues
 from positioning.sim.state import TOP50, UNLISTED, bucket_start, period_ms
+from positioning.sim.venues import Instrument, Reply, Request, SimVenue
 
 NOW = 1_767_225_600_000 + 123_456  # 2026-01-01 00:02:03.456 UTC, frozen
 FIVE_MIN = 300_000
@@ -632,3 +634,72 @@ def test_global_latency(sim, client):
         assert time.monotonic() - started >= 0.2
     finally:
         sim.set_latency(0)
+
+
+# ---------------------------------------------------------------------------------------------- registry
+class FifthVenue(SimVenue):
+    """A test-only venue: a listing and a markets endpoint under its own prefix, BTC and ETH only."""
+
+    name = "fifth"
+    routes: ClassVar[dict[str, str]] = {"/fifth/api/listing": "listing", "/fifth/api/markets": "markets"}
+    limits: ClassVar[dict[str, Limit]] = {"markets": Limit(2, 1, "test: two per second")}
+
+    def instruments(self, state: SimState) -> list[Instrument]:
+        return [Instrument(self.name, f"{base}-PERP", base) for base in ("BTC", "ETH")]
+
+    def do_listing(self, request: Request, state: SimState) -> Reply:
+        return Reply(200, {"data": [i.instrument_id for i in state.instruments(self.name)]})
+
+    def do_markets(self, request: Request, state: SimState) -> Reply:
+        now = request.now_ms
+        rows = [{"symbol": i.instrument_id,
+                 "openInterest": state.open_interest_strings(self.name, i.instrument_id, now)["coins"],
+                 "markPrice": state.mark_price_string(self.name, i.instrument_id, now),
+                 "fundingRate": state.funding_rate_string(self.name, i.instrument_id, now)}
+                for i in state.instruments(self.name)]  # fmt: skip
+        return Reply(200, {"data": rows})
+
+
+def test_a_test_venue_registers_and_is_served_priced_limited_and_faulted():
+    venues.register(FifthVenue())
+    try:
+        with pytest.raises(ValueError):
+            venues.register(FifthVenue())  # one venue per name
+        with VenueSimulator(seed=7, now_ms=NOW) as sim, httpx.Client(base_url=sim.base_url) as http:
+            assert http.get("/fifth/api/listing").json() == {"data": ["BTC-PERP", "ETH-PERP"]}
+            rows = {row["symbol"]: row for row in http.get("/fifth/api/markets").json()["data"]}
+            state = sim.state
+            for base in ("BTC", "ETH"):
+                row, oi = rows[f"{base}-PERP"], state.open_interest("fifth", base, NOW)
+                assert float(row["openInterest"]) == oi["coins"]
+                assert float(row["markPrice"]) == state.mark_price("fifth", base, NOW)
+                assert oi["usd"] == oi["coins"] * state.mark_price("fifth", base, NOW)
+                assert float(row["fundingRate"]) == state.funding_rate("fifth", base, NOW)
+                assert 0 < oi["coins"] < state.open_interest("binance", base, NOW)["coins"]  # default scale < 1.0
+            assert SimState(7).open_interest("fifth", "BTC", NOW) == state.open_interest("fifth", "BTC", NOW)
+            ratio = state.ratio("fifth", "long-short", "ETH", "1h", bucket_start("1h", NOW))
+            assert 0.29 <= ratio["ratio"] <= 4.01 and ratio["long_share"] + ratio["short_share"] == pytest.approx(1)
+            assert state.listed("fifth") == {"BTC": "BTC-PERP", "ETH": "ETH-PERP"}
+            assert http.get("/__sim/listed", params={"venue": "fifth"}).json() == {"fifth": state.listed("fifth")}
+
+            sim.reset_rate_limits()  # its own limit: 2 markets requests per second
+            statuses = [http.get("/fifth/api/markets").status_code for _ in range(3)]
+            assert statuses == [200, 200, 429] and http.get("/fifth/api/listing").status_code == 200
+            sim.add_fault("fifth", "markets", kind="status", status=503, times=1)
+            sim.reset_rate_limits()
+            failed = http.get("/fifth/api/markets")
+            assert failed.status_code == 503 and failed.json() == {"error": 503, "message": "Service Unavailable"}
+            assert [r["venue"] for r in sim.requests] == ["fifth"] * len(sim.requests)
+            with pytest.raises(ValueError):
+                sim.add_fault("fifth", "no-such-endpoint")
+            with pytest.raises(ValueError):
+                sim.add_fault("nowhere", kind="status", status=500)
+            with pytest.raises(ValueError):
+                sim.add_fault("fifth", kind="strike_shape", shape="flat")  # another venue's fault kind
+    finally:
+        venues.unregister("fifth")
+    assert venues.names() == venues.VENUES == ("binance", "okx", "bitget", "strike")
+    with VenueSimulator(now_ms=NOW) as sim:
+        assert httpx.get(f"{sim.base_url}/fifth/api/listing").status_code == 404
+        with pytest.raises(ValueError):
+            sim.add_fault("fifth")

@@ -14,11 +14,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from positioning.ingest.extract import ExtractRequest, VenueExtract
 from positioning.ingest.http import RateLimit, RetryPolicy, VenueClient
 from positioning.ingest.raw import RawLander, read_raw
 from positioning.rows import Instrument, LongShortRatio, MarkPrice, OpenInterest
 from positioning.venues import binance, bitget, okx, strike
+from positioning.venues.base import ExtractRequest, VenueExtract
 from wire_fixtures import (
     BITGET_RATE_LIMITED,
     OKX_RATE_LIMITED,

@@ -19,34 +19,42 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from positioning import VENUES
+from positioning import registry
 from positioning.config import REPO_ROOT, warehouse_path
 from positioning.params import SORT_KEYS
 
-TOP_COLUMNS = (
-    ("symbol", "symbol", "{}"),
-    ("mark_price", "mark", "{:,.6g}"),
-    ("total_oi_usd", "total OI $", "{:,.0f}"),
-    ("binance_oi_usd", "binance $", "{:,.0f}"),
-    ("okx_oi_usd", "okx $", "{:,.0f}"),
-    ("bitget_oi_usd", "bitget $", "{:,.0f}"),
-    ("strike_oi_usd", "strike $", "{:,.0f}"),
-    ("venues_with_oi", "venues", "{}"),
-    ("avg_ls_ratio", "avg L/S", "{:.3f}"),
-    ("ls_metrics_count", "n L/S", "{}"),
-    ("imbalance_pct", "imbal %", "{:+.1f}"),
-    ("skew_label", "skew", "{}"),
-)
+
+def top_columns() -> list[tuple[str, str, str]]:
+    """(column, header, format) of ``positioning top``: one OI column per registered venue."""
+    return [
+        ("symbol", "symbol", "{}"),
+        ("mark_price", "mark", "{:,.6g}"),
+        ("total_oi_usd", "total OI $", "{:,.0f}"),
+        *((f"{venue}_oi_usd", f"{venue} $", "{:,.0f}") for venue in registry.names()),
+        ("venues_with_oi", "venues", "{}"),
+        ("avg_ls_ratio", "avg L/S", "{:.3f}"),
+        ("ls_metrics_count", "n L/S", "{}"),
+        ("imbalance_pct", "imbal %", "{:+.1f}"),
+        ("skew_label", "skew", "{}"),
+    ]
 
 
 def render_snapshot(rows: list[dict], ts: datetime | None = None) -> str:
     from tabulate import tabulate
 
+    columns = [c for c in top_columns() if not rows or c[0] in rows[0]]
     table = [
-        [fmt.format(row[column]) if row[column] is not None else "-" for column, _, fmt in TOP_COLUMNS] for row in rows
+        [fmt.format(row[column]) if row[column] is not None else "-" for column, _, fmt in columns] for row in rows
     ]
     title = f"positioning snapshot at {ts:%Y-%m-%d %H:%M} UTC" if ts else "positioning snapshot"
-    return title + "\n" + tabulate(table, headers=[header for _, header, _ in TOP_COLUMNS], disable_numparse=True)
+    return title + "\n" + tabulate(table, headers=[header for _, header, _ in columns], disable_numparse=True)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments: one line naming the input and pointing at --help, exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def latest_snapshot(sort_by: str, limit: int, path: Path | None = None) -> tuple[datetime | None, list[dict]]:
@@ -108,7 +116,7 @@ def demo_environment(sim_url: str, airflow_home: Path) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             # Airflow's standalone mode starts its components as `airflow ...` from PATH: the venv's.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            **{f"AIRFLOW_CONN_POSITIONING_{venue.upper()}": sim_url for venue in VENUES},
+            **{f"AIRFLOW_CONN_POSITIONING_{venue.upper()}": sim_url for venue in registry.names()},
         }
     )
     return env
@@ -117,12 +125,18 @@ def demo_environment(sim_url: str, airflow_home: Path) -> dict[str, str]:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the simulator, run ``airflow dags test positioning`` for the last complete hour, print the top 10."""
     from positioning.sim import VenueSimulator
+    from positioning.symbols import SymbolError, normalise_symbols, split_symbols
 
+    try:
+        symbols = normalise_symbols(split_symbols(args.symbols)) if args.symbols else []
+    except SymbolError as exc:
+        print(f"positioning demo: error: --{exc}", file=sys.stderr)
+        return 2
     airflow = str(Path(sys.executable).with_name("airflow"))
     airflow_home = Path(args.airflow_home).resolve()
     airflow_home.mkdir(parents=True, exist_ok=True)
     interval_end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    conf = {"symbols": args.symbols or [], "sortBy": "oi_desc"}
+    conf = {"symbols": symbols, "sortBy": "oi_desc"}
     started = time.monotonic()
     with VenueSimulator(host="127.0.0.1", port=_free_port(), seed=args.seed) as sim:
         print(f"[demo] venue simulator on {sim.base_url}; Airflow home {airflow_home}", flush=True)
@@ -159,7 +173,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 POOLS = {
     **{
         f"positioning_{venue}": (1, f"{venue} extract tasks: one at a time so the venue's rate limits hold across runs")
-        for venue in VENUES
+        for venue in registry.names()
     },
     "positioning_warehouse": (1, "the single DuckDB writer (load, marts): DuckDB allows one writing process"),
 }
@@ -193,7 +207,7 @@ def cmd_airflow(args: argparse.Namespace) -> int:
         print(f"[airflow] venue simulator on {sim.base_url}; the positioning_* connections point at it")
     else:
         env = demo_environment("", airflow_home)
-        for venue in VENUES:  # live venues: the public URLs unless the user configured connections
+        for venue in registry.names():  # live venues: the public URLs unless the user configured connections
             env.pop(f"AIRFLOW_CONN_POSITIONING_{venue.upper()}", None)
             if os.environ.get(f"AIRFLOW_CONN_POSITIONING_{venue.upper()}"):
                 env[f"AIRFLOW_CONN_POSITIONING_{venue.upper()}"] = os.environ[
@@ -257,15 +271,21 @@ def stop_process_groups(processes: list[subprocess.Popen], grace: float = 20.0) 
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    """Bulk history fill (positioning.ingest.bulk): resumable; exit 1 if a chunk failed or an interval was blocked."""
+    """Bulk history fill (positioning.ingest.bulk): resumable; exit 1 if a chunk failed or an interval was blocked,
+    2 for bad input (one line saying what to do; nothing reaches the warehouse)."""
     from positioning import connections
     from positioning.config import data_dir
-    from positioning.ingest.bulk import run_fill
-    from positioning.symbols import default_symbols
+    from positioning.ingest.bulk import FillInputError, run_fill, validated
+    from positioning.symbols import split_symbols
 
-    symbols = args.symbols or list(default_symbols())
-    base_urls = {venue: connections.base_url(venue) for venue in args.venues}
-    result = run_fill(args.days, symbols, data=data_dir(), base_urls=base_urls, period=args.period, venues=args.venues)
+    try:
+        symbols = split_symbols(args.symbols or [])
+        _, venues, _ = validated(args.days, symbols, args.venues, args.period)
+        base_urls = {venue: connections.base_url(venue) for venue in venues}
+        result = run_fill(args.days, symbols, data=data_dir(), base_urls=base_urls, period=args.period, venues=venues)
+    except FillInputError as exc:
+        print(f"positioning backfill: error: {exc}", file=sys.stderr)
+        return 2
     print(
         json.dumps(
             {
@@ -290,24 +310,29 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def add_backfill_parser(commands: argparse._SubParsersAction) -> None:
-    from positioning.ingest.bulk import HISTORY_VENUES
+    from positioning.periods import DEFAULT_PERIOD, LS_PERIODS
 
+    history = ", ".join(registry.history_names())
     backfill = commands.add_parser(
         "backfill",
         help="fill the warehouse from the venues' history endpoints (resumable: run it again after a kill)",
     )
     backfill.add_argument("--days", type=float, default=30.0, help="how many days back (Binance keeps 30)")
-    backfill.add_argument("--symbols", nargs="*", help="base symbols (default: the bundled top 50)")
-    backfill.add_argument("--period", default="1h", help="bucket size asked of the venues (the DAG's lsPeriod)")
-    backfill.add_argument("--venues", nargs="*", default=list(HISTORY_VENUES), choices=HISTORY_VENUES)
+    backfill.add_argument(
+        "--symbols", nargs="*", help="base symbols, space- or comma-separated (default: the bundled top 50)"
+    )
+    backfill.add_argument(
+        "--period", default=DEFAULT_PERIOD, help=f"bucket size asked of the venues: {' '.join(LS_PERIODS)}"
+    )
+    backfill.add_argument("--venues", nargs="*", default=None, help=f"venues with history (default: {history})")
     backfill.set_defaults(handler=cmd_backfill)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="positioning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     sim = commands.add_parser("sim", help="serve the venue simulator")
     sim.add_argument("--host", default="127.0.0.1")
@@ -320,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="run the DAG once against the simulator and print the top 10")
     demo.add_argument("--airflow-home", default=str(REPO_ROOT / ".airflow"))
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--symbols", nargs="*", help="base symbols (default: the bundled top 50)")
+    demo.add_argument("--symbols", nargs="*", help="base symbols, space- or comma-separated (default: top 50)")
     demo.set_defaults(handler=cmd_demo)
 
     airflow = commands.add_parser(

@@ -8,15 +8,8 @@ from pathlib import Path
 # plugins/positioning/config.py -> repository root (the package is installed editable into .venv).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-PUBLIC_BASE_URLS = {
-    "binance": "https://fapi.binance.com",
-    "okx": "https://www.okx.com",
-    "bitget": "https://api.bitget.com",
-    "strike": "https://api.strike.markets",
-    "telegram": "https://api.telegram.org",
-}
-
-CONNECTION_IDS = {name: f"positioning_{name}" for name in PUBLIC_BASE_URLS}
+# Services that are not venues (the venues' URLs and connection ids are declared in their adapters).
+SERVICE_URLS = {"telegram": "https://api.telegram.org"}
 
 
 def data_dir() -> Path:

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from positioning.config import CONNECTION_IDS, PUBLIC_BASE_URLS
+from positioning.config import SERVICE_URLS
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,19 @@ def _from_airflow(conn_id: str) -> Endpoint | None:
 
 def resolve(name: str, *, use_airflow: bool = True) -> Endpoint:
     """The endpoint for ``name`` (a venue or ``telegram``)."""
-    conn_id = CONNECTION_IDS[name]
+    if name in SERVICE_URLS:
+        conn_id, public_url = f"positioning_{name}", SERVICE_URLS[name]
+    else:
+        from positioning import registry
+
+        spec = registry.get(name)
+        conn_id, public_url = spec.connection_id, spec.public_url
     env_uri = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if env_uri and not env_uri.lstrip().startswith("{"):
         return _from_uri(env_uri)
     if use_airflow and (found := _from_airflow(conn_id)) is not None:
         return found
-    return Endpoint(PUBLIC_BASE_URLS[name])
+    return Endpoint(public_url)
 
 
 def base_url(name: str, *, use_airflow: bool = True) -> str:

@@ -38,7 +38,15 @@ log = logging.getLogger("positioning")
 TOP_SYMBOLS = 15  # bars and heat-map rows: the largest markets by total OI at the latest interval
 HEATMAP_INTERVALS = 48  # heat-map columns: the latest 48 intervals (two days of hourly runs)
 SIGNAL_ROWS = 30
-VENUE_COLOURS = {"binance": "#e0a800", "okx": "#374151", "bitget": "#0891b2", "strike": "#8b5cf6"}
+
+
+def venue_colours() -> dict[str, str]:
+    """Each registered venue's colour, in the registry's order (the stacking order of the OI bars)."""
+    from positioning import registry
+
+    return {spec.name: spec.colour for spec in registry.specs()}
+
+
 # consensus_pct_30d 0 → 100: blue (short-crowded for this market) → white → red (long-crowded); ColorBrewer RdBu.
 PERCENTILE_STOPS = ((0, "#2166ac"), (25, "#67a9cf"), (50, "#f7f7f7"), (75, "#ef8a62"), (100, "#b2182b"))
 NO_PERCENTILE_FILL = "url(#no-percentile)"
@@ -146,7 +154,7 @@ def oi_by_venue_svg(oi_latest: pl.DataFrame, symbols: list[str]) -> str:
             f"{esc(symbol)}</text>"
         )
         x = float(label_width)
-        for venue, colour in VENUE_COLOURS.items():
+        for venue, colour in venue_colours().items():
             value = row.get(f"{venue}_oi_usd")
             if not value:
                 continue
@@ -164,7 +172,7 @@ def oi_by_venue_svg(oi_latest: pl.DataFrame, symbols: list[str]) -> str:
     parts.append("</svg>")
     legend = "".join(
         f'<span class="key"><span class="swatch" style="background:{colour}"></span>{venue}</span>'
-        for venue, colour in VENUE_COLOURS.items()
+        for venue, colour in venue_colours().items()
     )
     return f'<div class="legend">{legend}</div>' + "".join(parts)
 

@@ -12,12 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from positioning import VENUES
+from positioning import registry
+from positioning.periods import DEFAULT_PERIOD, LS_PERIODS, PeriodError, validate_period
 from positioning.symbols import MAX_SYMBOLS, SymbolError, normalise_symbols
 
-LS_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "1d")
 SORT_KEYS = ("oi_desc", "ls_long_extreme_desc", "ls_short_extreme_desc", "symbol_asc")
-VENUE_FLAGS = {"binance": "includeBinance", "okx": "includeOkx", "bitget": "includeBitget", "strike": "includeStrike"}
 MAX_ALERT_THRESHOLD = 100.0  # a long/short ratio above 100 is not a market, it is a data error
 DEFAULT_VENUE_FAILURE_RUNS = 3
 MAX_VENUE_FAILURE_RUNS = 1000
@@ -31,14 +30,6 @@ def dag_params() -> dict[str, Any]:
     """``Param`` objects for ``@dag(params=...)``: titles, descriptions and sections for the trigger form."""
     from airflow.sdk import Param
 
-    venue_help = {
-        "includeBinance": "Binance USD-M: OI per symbol, mark price, and three long/short ratios "
-        "(top-trader positions, top-trader accounts, all accounts).",
-        "includeOkx": "OKX SWAP: OI for all swaps in one call, mark price, currency long/short account ratio.",
-        "includeBitget": "Bitget USDT-FUTURES: OI and mark from one tickers call, account long/short ratio "
-        "(1 request/s per symbol: about 50 s for 50 symbols).",
-        "includeStrike": "Strike Protocol: long and short OI in USD for its 6 markets (BTC ETH SOL BNB XRP HYPE).",
-    }
     params: dict[str, Any] = {
         "symbols": Param(
             [],
@@ -51,14 +42,9 @@ def dag_params() -> dict[str, Any]:
             section="Universe",
         ),
     }
-    for venue in VENUES:
-        flag = VENUE_FLAGS[venue]
-        params[flag] = Param(
-            True,
-            type="boolean",
-            title=f"Include {venue.capitalize() if venue != 'okx' else 'OKX'}",
-            description=venue_help[flag],
-            section="Venues",
+    for spec in registry.specs():
+        params[spec.param] = Param(
+            True, type="boolean", title=f"Include {spec.title}", description=spec.param_help, section="Venues"
         )
     params["includeOiChange24h"] = Param(
         False,
@@ -68,7 +54,7 @@ def dag_params() -> dict[str, Any]:
         section="Venues",
     )
     params["lsPeriod"] = Param(
-        "1h",
+        DEFAULT_PERIOD,
         type="string",
         enum=list(LS_PERIODS),
         title="Long/short period",
@@ -174,17 +160,18 @@ class RunConfig:
         except SymbolError as exc:
             raise ConfError(f"symbols: {exc}") from None
         flags = {}
-        for venue, flag in VENUE_FLAGS.items():
-            value = params.get(flag, True)
+        for spec in registry.specs():
+            value = params.get(spec.param, True)
             if not isinstance(value, bool):
-                raise ConfError(f"{flag} must be true or false, got {value!r}")
-            flags[venue] = value
-        venues = tuple(venue for venue in VENUES if flags[venue])
+                raise ConfError(f"{spec.param} must be true or false, got {value!r}")
+            flags[spec.name] = value
+        venues = tuple(venue for venue, enabled in flags.items() if enabled)
         if not venues:
-            raise ConfError("includeBinance/includeOkx/includeBitget/includeStrike: enable at least one venue")
-        ls_period = params.get("lsPeriod", "1h")
-        if ls_period not in LS_PERIODS:
-            raise ConfError(f"lsPeriod must be one of {', '.join(LS_PERIODS)}, got {str(ls_period)[:20]!r}")
+            raise ConfError(f"{'/'.join(spec.param for spec in registry.specs())}: enable at least one venue")
+        try:
+            ls_period = validate_period(params.get("lsPeriod", DEFAULT_PERIOD))
+        except PeriodError as exc:
+            raise ConfError(str(exc)) from None
         sort_by = params.get("sortBy", "oi_desc")
         if sort_by not in SORT_KEYS:
             raise ConfError(f"sortBy must be one of {', '.join(SORT_KEYS)}, got {str(sort_by)[:30]!r}")

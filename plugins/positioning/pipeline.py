@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from positioning import VENUES
+from positioning import registry
 from positioning.params import RunConfig
 
 log = logging.getLogger("positioning")
@@ -38,7 +38,9 @@ def plan(params: dict[str, Any]) -> dict[str, Any]:
         "ls_period": config.ls_period,
         "include_oi_change_24h": config.include_oi_change_24h,
     }
-    result: dict[str, Any] = {venue: ([{"venue": venue, **spec}] if venue in config.venues else []) for venue in VENUES}
+    result: dict[str, Any] = {
+        venue: ([{"venue": venue, **spec}] if venue in config.venues else []) for venue in registry.names()
+    }
     result["symbols"] = list(config.symbols)
     result["sort_by"] = config.sort_by
     log.info(
@@ -80,7 +82,8 @@ def extract(
     """
     from positioning import connections
     from positioning.config import data_dir
-    from positioning.ingest.extract import ExtractRequest, run_extract
+    from positioning.ingest.extract import run_extract
+    from positioning.venues.base import ExtractRequest
 
     venue = spec["venue"]
     request = ExtractRequest(
@@ -104,40 +107,38 @@ def extract(
         timeout=EXTRACT_TIMEOUT_SECONDS,
         log=log.info,
     )
-    failed = [r for r in manifest["requests"] if not r["ok"]]
+    failed = manifest.failed_requests
     summary = {
         "venue": venue,
-        "status": manifest["status"],
-        "manifest_path": manifest["manifest_path"],
-        "requests_sent": manifest["requests_sent"],
-        "status_counts": manifest["status_counts"],
-        "symbols_mapped": len(manifest["instruments"]),
-        "skipped": manifest["skipped"],
+        "status": manifest.status,
+        "manifest_path": str(manifest.path),
+        "requests_sent": manifest.requests_sent,
+        "status_counts": manifest.status_counts,
+        "symbols_mapped": len(manifest.instruments),
+        "skipped": manifest.skipped,
         "failed_requests": len(failed),
-        "errors": [f"{r['endpoint']} {r['symbol'] or ''}: {r['error']}" for r in failed[:5]],
-        "history": manifest.get("history", False),
-        "unavailable": manifest.get("unavailable", {}),
+        "errors": [f"{r.endpoint} {r.symbol or ''}: {r.error}" for r in failed[:5]],
+        "history": manifest.history,
+        "unavailable": manifest.unavailable,
     }
     log.info(
         "extract %s: %s, %d requests sent, %d symbols mapped, %d skipped (not listed), %d failed requests",
         venue,
-        manifest["status"],
-        manifest["requests_sent"],
-        len(manifest["instruments"]),
-        len(manifest["skipped"]),
+        manifest.status,
+        manifest.requests_sent,
+        len(manifest.instruments),
+        len(manifest.skipped),
         len(failed),
     )
     for line in summary["errors"]:
         log.warning("extract %s failure: %s", venue, line)
     if summary["history"]:
-        log.info("extract %s: past interval, history endpoints only (venue clock %s)", venue, manifest["as_of"])
+        log.info("extract %s: past interval, history endpoints only (venue clock %s)", venue, manifest.as_of)
     for metric, reason in summary["unavailable"].items():
         # Not an error: recorded in ops.interval_unavailable and shown by marts.coverage.
         log.info("extract %s: %s %s", venue, metric, reason)
-    if manifest["status"] == "failed":
-        raise VenueExtractFailed(
-            f"{venue}: {manifest['fatal']}", retryable=any(r.get("retryable") for r in failed) or not failed
-        )
+    if manifest.status == "failed":
+        raise VenueExtractFailed(f"{venue}: {manifest.fatal}", retryable=any(r.retryable for r in failed) or not failed)
     return summary
 
 

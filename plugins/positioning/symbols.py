@@ -22,6 +22,11 @@ def default_symbols() -> tuple[str, ...]:
     return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
+def split_symbols(values: Iterable[str]) -> list[str]:
+    """Command-line symbols: ``BTC ETH``, ``BTC,ETH`` and ``"BTC, ETH"`` all give ``["BTC", "ETH"]``."""
+    return [part for value in values for part in re.split(r"[\s,]+", value) if part]
+
+
 def normalise_symbols(symbols: Iterable[object] | None, *, max_count: int = MAX_SYMBOLS) -> list[str]:
     """Upper-case, validate and de-duplicate base symbols (order kept); empty means the default list.
 

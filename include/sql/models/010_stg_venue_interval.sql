@@ -6,13 +6,12 @@
 -- definitions (units as in core.fact_positioning):
 --   mark_price             USD per coin (the venue's mark)
 --   oi_usd, oi_usd_source  open interest in USD; 'venue' = reported, 'mark' = oi_coins x this venue's mark
---   oi_coins               open interest in base coins (NULL at Strike, which reports USD only)
---   oi_long_usd/short_usd  the long and short sides of oi_usd where the venue splits it (Strike), else NULL
+--   oi_coins               open interest in base coins (NULL at a venue that reports USD only)
+--   oi_long_usd/short_usd  the long and short sides of oi_usd where the venue splits it, else NULL
 --   funding_rate           fraction per funding interval
---   ls_*                   long/short ratios as the venue reports them (positioning.rows.RATIO_METRICS):
---                          Binance ls_top_position, ls_top_account, ls_global_account; OKX ls_account;
---                          Bitget ls_account, ls_position, ls_volume; Strike ls_oi (long OI / short OI)
---   oi_usd_change_24h_pct  OKX coin-level OI (USD) change over 24 h, percent (only with includeOiChange24h)
+--   ls_*                   long/short ratios as the venue reports them (positioning.rows.RATIO_METRICS says who
+--                          reports which)
+--   oi_usd_change_24h_pct  a venue's coin-level OI (USD) change over 24 h, percent (only with includeOiChange24h)
 WITH facts AS (
     SELECT ts, venue, symbol, metric, value, usd_source, long_share, short_share
     FROM core.fact_positioning

@@ -6,7 +6,7 @@
 -- keys: (ts, symbol). Incremental with a 30-day lookback: the runner rewrites the touched intervals and every
 --        later interval whose 30-day window contains one; inputs are read from _lookback_ranges only.
 -- definitions:
---   binance_top_trader_ls .. strike_ls, avg_ls_ratio, ls_metrics_count   as in marts.symbol_snapshot
+--   <ratio columns> (every venue's), avg_ls_ratio, ls_metrics_count   as in marts.symbol_snapshot
 --   imbalance_pct            of avg_ls_ratio: (r - 1) / (r + 1) x 100 (as in marts.symbol_snapshot)
 --   consensus_ls_ratio       exp(mean(ln r)) over all available ratios (intermediate.symbol_interval);
 --                            consensus_ratio_count says how many
@@ -58,12 +58,9 @@ touched AS (
 SELECT
     t.ts,
     t.symbol,
-    t.binance_top_trader_ls,
-    t.binance_top_account_ls,
-    t.binance_global_account_ls,
-    t.okx_ls,
-    t.bitget_ls,
-    t.strike_ls,
+{%- for c in ratio_columns %}
+    t.{{ c.name }},
+{%- endfor %}
     t.avg_ls_ratio,
     t.ls_metrics_count,
     (t.avg_ls_ratio - 1) / (t.avg_ls_ratio + 1) * 100 AS imbalance_pct,

@@ -1,17 +1,17 @@
 -- model: marts.imbalance_by_venue
--- layer: mart. How long each venue's traders are, and how much the venues disagree. Strike, which splits its
---        open interest into long and short sides, is a venue of its own whose ratio is long OI / short OI.
+-- layer: mart. How long each venue's traders are, and how much the venues disagree. A venue that splits its
+--        open interest into long and short sides has long OI / short OI as its ratio.
 -- grain: one row per (ts, symbol, venue) of stg.venue_interval with a ratio or OI.
 -- keys: (ts, symbol, venue). Incremental on ts (no lookback: nothing here looks at other intervals).
 -- definitions:
---   ratio_basis            what the venue's ratio counts: 'top_traders_and_accounts' (Binance), 'accounts'
---                          (OKX, Bitget), 'open_interest' (Strike)
---   ls_ratio               the venue's long/short ratio: exp(mean(ln r)) of its available ratios with r > 0
---                          (Binance: ls_top_position, ls_top_account, ls_global_account; OKX and Bitget:
---                          ls_account; Strike: ls_oi), the ratio itself when there is one; ratios_used counts them
+--   ratio_basis            what the venue's ratio counts (its adapter's ratio_basis): 'top_traders_and_accounts',
+--                          'accounts' or 'open_interest'
+--   ls_ratio               the venue's long/short ratio: exp(mean(ln r)) of its available ratios with r > 0 (the
+--                          ratio columns its adapter declares), the ratio itself when there is one; ratios_used
+--                          counts them
 --   long_share             ls_ratio / (1 + ls_ratio): the long fraction the ratio implies
---   imbalance_pct          (ls_ratio - 1) / (ls_ratio + 1) x 100; for Strike = (long OI - short OI) / total x 100
---   oi_usd                 the venue's open interest in USD; long_oi_usd / short_oi_usd its sides (Strike only)
+--   imbalance_pct          (ls_ratio - 1) / (ls_ratio + 1) x 100; for a side split = (long - short) / total x 100
+--   oi_usd                 the venue's open interest in USD; long_oi_usd / short_oi_usd its sides (where split)
 --   venues_with_ratio      venues of this (ts, symbol) with an ls_ratio
 --   mean_imbalance_pct     mean of those venues' imbalance_pct (each venue weighs the same)
 --   oi_weighted_imbalance_pct  the same weighted by oi_usd (venues with both a ratio and OI)
@@ -28,15 +28,15 @@ WITH venues AS (
         oi_long_usd,
         oi_short_usd,
         CASE venue
-            WHEN 'binance' THEN 'top_traders_and_accounts'
-            WHEN 'strike' THEN 'open_interest'
-            ELSE 'accounts'
+{%- for venue in venues %}
+            WHEN '{{ venue }}' THEN '{{ ratio_basis[venue] }}'
+{%- endfor %}
         END AS ratio_basis,
         list_filter(
             CASE venue
-                WHEN 'binance' THEN [ls_top_position, ls_top_account, ls_global_account]
-                WHEN 'strike' THEN [ls_oi]
-                ELSE [ls_account]
+{%- for venue in venues %}
+                WHEN '{{ venue }}' THEN [{{ venue_ratios[venue] | join(", ") }}]::DOUBLE[]
+{%- endfor %}
             END,
             lambda r: r > 0
         ) AS usable_ratios

@@ -17,19 +17,16 @@
 --   total_oi_pct_30d              100 x count(window totals <= current) / total_oi_obs_30d (ties counted as <=;
 --                                 100 = the 30-day high); NULL below _settings.signal_window_min_observations
 WITH history AS (
-    SELECT i.ts, i.symbol, i.mark_price, i.total_oi_usd, i.binance_oi_usd, i.okx_oi_usd, i.bitget_oi_usd, i.strike_oi_usd
+    SELECT i.ts, i.symbol, i.mark_price, i.total_oi_usd{% for venue in venues %}, i.{{ venue }}_oi_usd{% endfor %}
     FROM intermediate.symbol_interval AS i
     INNER JOIN _lookback_ranges AS r ON i.ts BETWEEN r.lo AND r.hi  -- disjoint ranges: no duplicates
 ),
 
 venue_oi AS (
-    SELECT ts, symbol, 'binance' AS venue, binance_oi_usd AS oi_usd FROM history WHERE binance_oi_usd IS NOT NULL
-    UNION ALL
-    SELECT ts, symbol, 'okx', okx_oi_usd FROM history WHERE okx_oi_usd IS NOT NULL
-    UNION ALL
-    SELECT ts, symbol, 'bitget', bitget_oi_usd FROM history WHERE bitget_oi_usd IS NOT NULL
-    UNION ALL
-    SELECT ts, symbol, 'strike', strike_oi_usd FROM history WHERE strike_oi_usd IS NOT NULL
+{%- for venue in venues %}
+    SELECT ts, symbol, '{{ venue }}' AS venue, {{ venue }}_oi_usd AS oi_usd FROM history WHERE {{ venue }}_oi_usd IS NOT NULL
+    {{- "\n    UNION ALL" if not loop.last }}
+{%- endfor %}
 ),
 
 venue_pairs AS (
@@ -56,30 +53,10 @@ venue_changes AS (
     SELECT
         ts,
         symbol,
-        max(100 * (oi_usd - oi_usd_1h_ago) / oi_usd_1h_ago) FILTER (WHERE venue = 'binance' AND oi_usd_1h_ago <> 0)
-            AS binance_oi_change_1h_pct,
-        max(100 * (oi_usd - oi_usd_4h_ago) / oi_usd_4h_ago) FILTER (WHERE venue = 'binance' AND oi_usd_4h_ago <> 0)
-            AS binance_oi_change_4h_pct,
-        max(100 * (oi_usd - oi_usd_24h_ago) / oi_usd_24h_ago) FILTER (WHERE venue = 'binance' AND oi_usd_24h_ago <> 0)
-            AS binance_oi_change_24h_pct,
-        max(100 * (oi_usd - oi_usd_1h_ago) / oi_usd_1h_ago) FILTER (WHERE venue = 'okx' AND oi_usd_1h_ago <> 0)
-            AS okx_oi_change_1h_pct,
-        max(100 * (oi_usd - oi_usd_4h_ago) / oi_usd_4h_ago) FILTER (WHERE venue = 'okx' AND oi_usd_4h_ago <> 0)
-            AS okx_oi_change_4h_pct,
-        max(100 * (oi_usd - oi_usd_24h_ago) / oi_usd_24h_ago) FILTER (WHERE venue = 'okx' AND oi_usd_24h_ago <> 0)
-            AS okx_oi_change_24h_pct,
-        max(100 * (oi_usd - oi_usd_1h_ago) / oi_usd_1h_ago) FILTER (WHERE venue = 'bitget' AND oi_usd_1h_ago <> 0)
-            AS bitget_oi_change_1h_pct,
-        max(100 * (oi_usd - oi_usd_4h_ago) / oi_usd_4h_ago) FILTER (WHERE venue = 'bitget' AND oi_usd_4h_ago <> 0)
-            AS bitget_oi_change_4h_pct,
-        max(100 * (oi_usd - oi_usd_24h_ago) / oi_usd_24h_ago) FILTER (WHERE venue = 'bitget' AND oi_usd_24h_ago <> 0)
-            AS bitget_oi_change_24h_pct,
-        max(100 * (oi_usd - oi_usd_1h_ago) / oi_usd_1h_ago) FILTER (WHERE venue = 'strike' AND oi_usd_1h_ago <> 0)
-            AS strike_oi_change_1h_pct,
-        max(100 * (oi_usd - oi_usd_4h_ago) / oi_usd_4h_ago) FILTER (WHERE venue = 'strike' AND oi_usd_4h_ago <> 0)
-            AS strike_oi_change_4h_pct,
-        max(100 * (oi_usd - oi_usd_24h_ago) / oi_usd_24h_ago) FILTER (WHERE venue = 'strike' AND oi_usd_24h_ago <> 0)
-            AS strike_oi_change_24h_pct,
+{%- for venue in venues %}{% for h in ["1h", "4h", "24h"] %}
+        max(100 * (oi_usd - oi_usd_{{ h }}_ago) / oi_usd_{{ h }}_ago) FILTER (WHERE venue = '{{ venue }}' AND oi_usd_{{ h }}_ago <> 0)
+            AS {{ venue }}_oi_change_{{ h }}_pct,
+{%- endfor %}{% endfor %}
         -- like for like: only the venues with OI at both ends enter either sum
         sum(oi_usd) FILTER (WHERE oi_usd_1h_ago IS NOT NULL) AS common_now_1h,
         sum(oi_usd_1h_ago) AS common_then_1h,
@@ -114,32 +91,21 @@ SELECT
     t.mark_price,
     t.total_oi_usd,
     t.venues_with_oi,
-    t.binance_oi_usd,
-    t.okx_oi_usd,
-    t.bitget_oi_usd,
-    t.strike_oi_usd,
-    100 * t.binance_oi_usd / t.total_oi_usd AS binance_oi_share_pct,
-    100 * t.okx_oi_usd / t.total_oi_usd AS okx_oi_share_pct,
-    100 * t.bitget_oi_usd / t.total_oi_usd AS bitget_oi_share_pct,
-    100 * t.strike_oi_usd / t.total_oi_usd AS strike_oi_share_pct,
+{%- for venue in venues %}
+    t.{{ venue }}_oi_usd,
+{%- endfor %}
+{%- for venue in venues %}
+    100 * t.{{ venue }}_oi_usd / t.total_oi_usd AS {{ venue }}_oi_share_pct,
+{%- endfor %}
     CASE WHEN c.common_then_1h <> 0 THEN 100 * (c.common_now_1h - c.common_then_1h) / c.common_then_1h END
         AS total_oi_change_1h_pct,
     CASE WHEN c.common_then_4h <> 0 THEN 100 * (c.common_now_4h - c.common_then_4h) / c.common_then_4h END
         AS total_oi_change_4h_pct,
     CASE WHEN c.common_then_24h <> 0 THEN 100 * (c.common_now_24h - c.common_then_24h) / c.common_then_24h END
         AS total_oi_change_24h_pct,
-    c.binance_oi_change_1h_pct,
-    c.binance_oi_change_4h_pct,
-    c.binance_oi_change_24h_pct,
-    c.okx_oi_change_1h_pct,
-    c.okx_oi_change_4h_pct,
-    c.okx_oi_change_24h_pct,
-    c.bitget_oi_change_1h_pct,
-    c.bitget_oi_change_4h_pct,
-    c.bitget_oi_change_24h_pct,
-    c.strike_oi_change_1h_pct,
-    c.strike_oi_change_4h_pct,
-    c.strike_oi_change_24h_pct,
+{%- for venue in venues %}{% for h in ["1h", "4h", "24h"] %}
+    c.{{ venue }}_oi_change_{{ h }}_pct,
+{%- endfor %}{% endfor %}
     100 * (t.mark_price - p1.mark_price) / nullif(p1.mark_price, 0) AS mark_price_change_1h_pct,
     100 * (t.mark_price - p4.mark_price) / nullif(p4.mark_price, 0) AS mark_price_change_4h_pct,
     100 * (t.mark_price - p24.mark_price) / nullif(p24.mark_price, 0) AS mark_price_change_24h_pct,

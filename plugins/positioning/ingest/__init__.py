@@ -1,6 +1,6 @@
 """Ingest: everything between a venue and the files the warehouse is loaded from. HTTP only, no DuckDB.
 
-* ``http``: the shared venue client (rate limits, retries, envelopes, redaction);
+* ``http``: the shared venue client (retries, envelopes, redaction); ``limits``: documented rate limits;
 * ``raw``: landing every response verbatim (``raw/venue=.../endpoint=.../date=...``), reading it back;
 * ``manifests``: the typed record of one extract (``Manifest``, ``RequestRecord``) and where manifests live;
 * ``extract``: the runner of one venue's snapshot plan for one interval (adapters come from the registry);

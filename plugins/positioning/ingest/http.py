@@ -18,14 +18,12 @@ function); this module does the rest, once:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import re
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -33,6 +31,8 @@ from urllib.parse import urlencode
 
 import httpx
 
+from positioning.ingest.endpoints import Endpoint, EnvelopeError, FetchResult
+from positioning.ingest.limits import RateLimit, SlidingWindowLimiter
 from positioning.ingest.raw import RawLander
 
 USER_AGENT = "positioning/0.1 (+https://github.com/positioning)"
@@ -67,118 +67,12 @@ def redact_text(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class RateLimit:
-    """At most ``requests`` (weight units) in any window of ``seconds``, as a venue documents it."""
-
-    requests: int
-    seconds: float
-    source: str = ""  # where the number comes from (venues.md section)
-
-
-class SlidingWindowLimiter:
-    """Sliding-window limiter whose slots are timed by response arrival (see module docstring)."""
-
-    def __init__(self, limit: RateLimit, name: str = ""):
-        self.limit = limit
-        self.name = name
-        self._released: deque[tuple[float, int]] = deque()  # (monotonic release time, weight)
-        self._in_flight = 0
-        self._condition: asyncio.Condition | None = None
-
-    def _cond(self) -> asyncio.Condition:
-        if self._condition is None:
-            self._condition = asyncio.Condition()
-        return self._condition
-
-    def _used(self, now: float) -> int:
-        horizon = now - self.limit.seconds
-        while self._released and self._released[0][0] <= horizon:
-            self._released.popleft()
-        return self._in_flight + sum(weight for _, weight in self._released)
-
-    async def acquire(self, weight: int = 1) -> None:
-        if weight > self.limit.requests:
-            raise ValueError(f"weight {weight} exceeds the limit {self.limit} of {self.name}")
-        condition = self._cond()
-        async with condition:
-            while True:
-                now = time.monotonic()
-                if self._used(now) + weight <= self.limit.requests:
-                    self._in_flight += weight
-                    return
-                wait = (self._released[0][0] + self.limit.seconds - now) if self._released else None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(condition.wait(), timeout=wait)
-
-    async def release(self, weight: int = 1) -> None:
-        condition = self._cond()
-        async with condition:
-            self._in_flight -= weight
-            self._released.append((time.monotonic(), weight))
-            condition.notify_all()
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One venue endpoint: its canonical name (raw paths, ops tables, fault injection), path and costs."""
-
-    name: str
-    path: str  # may contain {symbol}
-    costs: Mapping[str, int]  # rate-limit group -> weight this call consumes
-
-
-@dataclass(frozen=True)
-class EnvelopeError:
-    """An error a venue reported inside its JSON body (possibly with HTTP 200)."""
-
-    code: str
-    message: str
-    retryable: bool = False
-    rate_limited: bool = False
-
-
-@dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 4
     base_delay: float = 0.5
     max_delay: float = 20.0
     max_retry_after: float = 60.0  # a longer Retry-After (a multi-minute ban) fails fast instead of waiting
     seed: int | None = None
-
-
-@dataclass
-class FetchResult:
-    """What one logical request came to after retries. ``payload`` is the decoded JSON on success."""
-
-    venue: str
-    endpoint: str
-    symbol: str | None
-    params: dict[str, Any]
-    ok: bool
-    status: int | None
-    payload: Any = None
-    error: str | None = None
-    attempts: int = 0
-    raw_paths: list[str] = field(default_factory=list)
-    duration_ms: float = 0.0
-    statuses: list[int | None] = field(default_factory=list)
-    retryable: bool = False  # whether the last failure is one that a later run could get past
-
-    def summary(self) -> dict[str, Any]:
-        """A JSON-able record for manifests and the ops tables."""
-        return {
-            "venue": self.venue,
-            "endpoint": self.endpoint,
-            "symbol": self.symbol,
-            "ok": self.ok,
-            "status": self.status,
-            "error": self.error,
-            "attempts": self.attempts,
-            "retryable": self.retryable,
-            "statuses": self.statuses,
-            "duration_ms": round(self.duration_ms, 1),
-            "raw_paths": self.raw_paths,
-        }
 
 
 @dataclass(frozen=True)
@@ -192,23 +86,6 @@ class _Verdict:
 
 
 EnvelopeCheck = Callable[[Any], EnvelopeError | None]
-
-
-def coded_envelope_error(payload: Any, success_code: str, retryable_codes: Mapping[str, bool]) -> EnvelopeError | None:
-    """The error in a ``{"code": "...", "msg": "..."}`` envelope (OKX, Bitget), None when ``code`` is success.
-
-    ``retryable_codes`` maps the codes worth retrying to whether they mean "rate limited"."""
-    if not isinstance(payload, dict) or "code" not in payload:
-        return None
-    code = str(payload.get("code"))
-    if code == success_code:
-        return None
-    return EnvelopeError(
-        code,
-        str(payload.get("msg", "")),
-        retryable=code in retryable_codes,
-        rate_limited=retryable_codes.get(code, False),
-    )
 
 
 def _retry_after_seconds(headers: httpx.Headers, payload: Any) -> float | None:

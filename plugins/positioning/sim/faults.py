@@ -3,7 +3,8 @@
 A fault matches a request when its venue equals the request's, its endpoint is None or equal, and its symbol is
 None or names the request's symbol (base symbol or instrument id). Faults that rewrite data rows
 (``missing_field``, ``rename_field``, ``override``) also match all-symbol requests and then touch only the rows
-of their symbol. ``times=N`` makes a fault expire after the first N matching requests.
+of their symbol. ``times=N`` makes a fault expire after the first N matching requests. Besides the kinds below,
+a venue may declare its own (``SimVenue.fault_kinds``), valid only for that venue.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FAULT_KINDS: dict[str, str] = {
+from positioning.sim import venues
+
+# Kinds every venue accepts; the server applies them through the venue's envelope hooks.
+GENERIC_FAULT_KINDS: dict[str, str] = {
     "status": "HTTP error: status=, optional body=, retry_after= (429/418 default 1/120 s; None = no header)",
     "latency": "sleep seconds= before answering normally",
     "timeout": "sleep seconds= (default 30) before answering; the client is expected to time out first",
@@ -28,16 +32,18 @@ FAULT_KINDS: dict[str, str] = {
     "error_envelope": "the venue's error envelope code=, msg= with status= (default 200)",
     "override": "set field= (or index= for array rows) to value= on the data rows",
     "duplicate_rows": "repeat every data row",
-    "strike_shape": "serve Strike /markets or /market/{symbol} in shape= flat|wrapped|camel|full|symbols_only",
+}
+# Every kind of the built-in venues, for documentation (``positioning.sim.FAULT_KINDS``).
+FAULT_KINDS: dict[str, str] = {
+    **GENERIC_FAULT_KINDS,
+    **{kind: text for venue in venues.all() for kind, text in venue.fault_kinds.items()},
 }
 ROW_FAULTS = frozenset({"missing_field", "rename_field", "override"})
-VENUES = ("binance", "okx", "bitget", "strike")
 _REQUIRED_OPTIONS = {
     "status": ("status",),
     "missing_field": ("field",),
     "rename_field": ("field", "to"),
     "override": ("value",),
-    "strike_shape": ("shape",),
 }
 
 
@@ -72,11 +78,12 @@ class FaultBook:
         times: int | None = None,
         **options: Any,
     ) -> int:
-        if venue not in VENUES:
-            raise ValueError(f"unknown venue {venue!r}; expected one of {VENUES}")
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
-        missing = [name for name in _REQUIRED_OPTIONS.get(kind, ()) if name not in options]
+        rules = venues.get(venue)  # UnknownVenueError (a ValueError) for a venue nobody registered
+        kinds = {**GENERIC_FAULT_KINDS, **rules.fault_kinds}
+        if kind not in kinds:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(kinds)}")
+        required = {**_REQUIRED_OPTIONS, **rules.fault_options}
+        missing = [name for name in required.get(kind, ()) if name not in options]
         if kind == "override" and "field" not in options and "index" not in options:
             missing.append("field or index")
         if missing:

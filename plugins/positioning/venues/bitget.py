@@ -20,16 +20,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from positioning.ingest.extract import (
-    ExtractRequest,
-    VenueExtract,
-    fetch_listing,
-    gather_per_symbol,
-    snapshot_only,
-)
-from positioning.ingest.http import Endpoint, EnvelopeError, FetchResult, RateLimit, VenueClient, coded_envelope_error
+from positioning.ingest.endpoints import Endpoint, EnvelopeError, coded_envelope_error
+from positioning.ingest.limits import RateLimit
 from positioning.rows import (
     Instrument,
     LongShortRatio,
@@ -41,6 +35,20 @@ from positioning.rows import (
     optional_number,
     timestamp_ms,
 )
+from positioning.venues.base import (
+    Column,
+    ExtractRequest,
+    Listing,
+    VenueExtract,
+    VenueSpec,
+    fetch_listing,
+    gather_per_symbol,
+    snapshot_only,
+)
+
+if TYPE_CHECKING:
+    from positioning.ingest.http import FetchResult, VenueClient
+
 
 VENUE = "bitget"
 # What a current run stores from this venue; none of it has a history endpoint.
@@ -270,7 +278,7 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
     """contracts, tickers (one call each; per-symbol open-interest as fallback), then per listed symbol
     account-long-short only: at 1 request/s per endpoint the other two ratio endpoints would not add a metric
     the snapshot uses, only time."""
-    result, request, _ = await fetch_listing(client, VENUE, CONTRACTS, USDT_FUTURES, parse_contracts, request)
+    result, request, _ = await fetch_listing(client, VENUE, LISTING, request)
     if result.fatal:
         return result
     if request.is_past:
@@ -286,3 +294,24 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
     )
     result.results.extend([*open_interest, *ratios])
     return result
+
+
+LISTING = Listing(CONTRACTS, USDT_FUTURES, parse_contracts)
+
+
+SPEC = VenueSpec(
+    name=VENUE,
+    title="Bitget",
+    param="includeBitget",
+    param_help="Bitget USDT-FUTURES: OI and mark from one tickers call, account long/short ratio "
+    "(1 request/s per symbol: about 50 s for 50 symbols).",
+    public_url="https://api.bitget.com",
+    limits=LIMITS,
+    envelope_error=envelope_error,
+    listing=LISTING,
+    parsers=PARSERS,
+    plan=extract,
+    past_unavailable=past_unavailable,
+    columns=(Column("bitget_ls", "ls_account"),),
+    colour="#0891b2",
+)

@@ -25,17 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from positioning.ingest.extract import (
-    PERIOD_MS,
-    ExtractRequest,
-    VenueExtract,
-    fetch_listing,
-    gather_per_symbol,
-    snapshot_only,
-)
-from positioning.ingest.http import Endpoint, EnvelopeError, RateLimit, VenueClient, coded_envelope_error
+from positioning.ingest.endpoints import Endpoint, EnvelopeError, coded_envelope_error
+from positioning.ingest.limits import RateLimit
+from positioning.periods import largest_fitting
 from positioning.rows import (
     FundingRate,
     Instrument,
@@ -49,6 +43,22 @@ from positioning.rows import (
     optional_number,
     timestamp_ms,
 )
+from positioning.venues.base import (
+    Column,
+    DescendingWindow,
+    ExtractRequest,
+    HistorySeries,
+    Listing,
+    VenueExtract,
+    VenueSpec,
+    fetch_listing,
+    gather_per_symbol,
+    snapshot_only,
+)
+
+if TYPE_CHECKING:
+    from positioning.ingest.http import VenueClient
+
 
 VENUE = "okx"
 
@@ -105,11 +115,7 @@ def rubik_period(ls_period: str) -> str:
     1d -> 1D. A ratio bucket is a reading at the bucket's time (not a sum over it), so a finer bucket is just a
     fresher reading; a coarser one could be up to a day older than the period the user asked for.
     """
-    if ls_period not in PERIOD_MS:
-        raise ValueError(f"unknown lsPeriod {ls_period!r}; expected one of {', '.join(PERIOD_MS)}")
-    requested_ms = PERIOD_MS[ls_period]
-    fitting = [name for name, ms in RUBIK_PERIOD_MS.items() if ms <= requested_ms]
-    return max(fitting, key=RUBIK_PERIOD_MS.__getitem__)
+    return largest_fitting(ls_period, RUBIK_PERIOD_MS)
 
 
 # ----------------------------------------------------------------------------------------------- parsers
@@ -361,7 +367,7 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
     """instruments, then for a current interval open-interest, mark-price and funding-rate (all swaps, one call
     each), and per listed coin the rubik long/short account ratio (plus, if asked, the hourly coin OI for the
     24 h change); for a past interval the rubik calls only."""
-    result, request, _ = await fetch_listing(client, VENUE, INSTRUMENTS, SWAP, parse_instruments, request)
+    result, request, _ = await fetch_listing(client, VENUE, LISTING, request)
     if result.fatal:
         return result
     if request.is_past:
@@ -380,3 +386,38 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
             calls.append(client.get(OPEN_INTEREST_VOLUME, oi_change_params(symbol, request), symbol=symbol))
     result.results.extend(await gather_per_symbol(calls))
     return result
+
+
+LISTING = Listing(INSTRUMENTS, SWAP, parse_instruments)
+
+
+def history(ls_period: str) -> list[HistorySeries]:
+    """The bulk fill's series: the rubik currency ratio at the largest period not longer than ``ls_period``."""
+    period = rubik_period(ls_period)
+    paginator = DescendingWindow(RUBIK_PERIOD_MS[period])
+    return [
+        HistorySeries(LONG_SHORT_ACCOUNT_RATIO, ("ls_account",), period, RUBIK_PERIOD_MS[period],
+                      RUBIK_RETENTION[period], paginator, symbol_param="ccy", by_instrument=False)
+    ]  # fmt: skip
+
+
+SPEC = VenueSpec(
+    name=VENUE,
+    title="OKX",
+    param="includeOkx",
+    param_help="OKX SWAP: OI for all swaps in one call, mark price, currency long/short account ratio.",
+    public_url="https://www.okx.com",
+    limits=LIMITS,
+    envelope_error=envelope_error,
+    listing=LISTING,
+    parsers=PARSERS,
+    plan=extract,
+    past_unavailable=past_unavailable,
+    history=history,
+    columns=(
+        Column("okx_ls", "ls_account", seed_average=True),
+        Column("okx_oi_24h_change_pct", "oi_usd_change_24h_pct", kind="value"),
+    ),
+    colour="#374151",
+    oi_change_period=OI_CHANGE_PERIOD,
+)

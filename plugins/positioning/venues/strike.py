@@ -30,17 +30,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from positioning.ingest.extract import (
+from positioning.ingest.endpoints import Endpoint, EnvelopeError
+from positioning.ingest.limits import RateLimit
+from positioning.rows import Instrument, MarkPrice, OpenInterest, ParseError, number, timestamp_ms
+from positioning.venues.base import (
+    Column,
     ExtractRequest,
+    Listing,
     VenueExtract,
+    VenueSpec,
     fetch_listing,
     gather_per_symbol,
     snapshot_only,
 )
-from positioning.ingest.http import Endpoint, EnvelopeError, RateLimit, VenueClient
-from positioning.rows import Instrument, MarkPrice, OpenInterest, ParseError, number, timestamp_ms
+
+if TYPE_CHECKING:
+    from positioning.ingest.http import VenueClient
+
 
 VENUE = "strike"
 # What a current run stores from this venue; none of it has a history endpoint.
@@ -281,7 +289,7 @@ def past_unavailable() -> dict[str, str]:
 
 async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
     """/markets (one call); /market/{symbol} only for requested markets whose OI /markets did not carry."""
-    result, request, listing = await fetch_listing(client, VENUE, MARKETS, None, parse_market_listing, request)
+    result, request, listing = await fetch_listing(client, VENUE, LISTING, request)
     if result.fatal:
         return result
     try:
@@ -299,3 +307,29 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
     ]
     result.results.extend(await gather_per_symbol(calls))
     return result
+
+
+LISTING = Listing(MARKETS, None, parse_market_listing)
+
+
+SPEC = VenueSpec(
+    name=VENUE,
+    title="Strike",
+    param="includeStrike",
+    param_help="Strike Protocol: long and short OI in USD for its 6 markets (BTC ETH SOL BNB XRP HYPE).",
+    public_url="https://api.strike.markets",
+    limits=LIMITS,
+    envelope_error=envelope_error,
+    listing=LISTING,
+    parsers=PARSERS,
+    plan=extract,
+    past_unavailable=past_unavailable,
+    columns=(
+        Column("strike_ls", "ls_oi"),
+        Column("strike_long_oi_usd", "oi_long_usd", kind="value", snapshot=False),
+        Column("strike_short_oi_usd", "oi_short_usd", kind="value", snapshot=False),
+    ),
+    ratio_basis="open_interest",
+    colour="#8b5cf6",
+    oi_sides_metric="ls_oi",
+)

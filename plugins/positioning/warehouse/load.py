@@ -18,8 +18,8 @@ its rows.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 
 from positioning.config import data_dir
-from positioning.ingest.extract import manifest_path, unavailable_kind
+from positioning.ingest.manifests import Manifest, ManifestStore, latest_tries
 from positioning.quality import (
     GateReport,
     GxSession,
@@ -41,98 +41,109 @@ from positioning.quality import (
     record_blocked,
     write_records,
 )
+from positioning.venues.base import unavailable_kind
 from positioning.warehouse.normalize import build_facts, instrument_rows, parse_manifests
 
+UNAVAILABLE_SCHEMA = {
+    "ts": pl.Datetime("us"),
+    "venue": pl.String,
+    "metric": pl.String,
+    "kind": pl.String,
+    "reason": pl.String,
+    "run_id": pl.String,
+}
+SKIPPED_SCHEMA = {"ts": pl.Datetime("us"), "venue": pl.String, "symbol": pl.String, "reason": pl.String}
+PARSE_ERROR_SCHEMA = {
+    "ts": pl.Datetime("us"),
+    "run_id": pl.String,
+    "venue": pl.String,
+    "endpoint": pl.String,
+    "raw_path": pl.String,
+    "error": pl.String,
+}
 
-def run_manifests(data: Path, interval_end: datetime, run_id: str) -> list[dict[str, Any]]:
-    """Every manifest this run wrote for this interval (all tries of every venue), oldest try first."""
-    directory = manifest_path(data, "x", interval_end, run_id, 1).parent
-    manifests = []
-    for path in sorted(directory.glob("venue=*__try=*.json")):
-        with open(path, encoding="utf-8") as handle:
-            manifest = json.load(handle)
-        manifest["manifest_path"] = str(path)
-        manifests.append(manifest)
-    return manifests
 
+@dataclass
+class StagedInterval:
+    """One interval parsed and normalised in memory (no DuckDB yet): what the gate audits and publish writes."""
 
-def latest_tries(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
-    for manifest in manifests:
-        current = latest.get(manifest["venue"])
-        if current is None or manifest["attempt"] > current["attempt"]:
-            latest[manifest["venue"]] = manifest
-    return list(latest.values())
+    ts: datetime  # the interval end, naive UTC
+    facts: pl.DataFrame  # rows of core.fact_positioning
+    instruments: pl.DataFrame  # rows for core.dim_instrument (with ``seen``)
+    parse_errors: pl.DataFrame
+    raw_rows: pl.DataFrame  # every parsed row before de-duplication (the gate's raw-row checks)
+    extract_runs: pl.DataFrame
+    extract_failures: pl.DataFrame
+    skipped_symbols: pl.DataFrame
+    interval_unavailable: pl.DataFrame
+
+    def ops(self) -> dict[str, pl.DataFrame]:
+        return {
+            "extract_runs": self.extract_runs,
+            "extract_failures": self.extract_failures,
+            "parse_errors": self.parse_errors,
+        }
 
 
 def _naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def _ops_frames(manifests: list[dict[str, Any]], ts: datetime) -> dict[str, pl.DataFrame]:
+def ops_frames(manifests: list[Manifest], ts: datetime) -> dict[str, pl.DataFrame]:
+    """The extract log of a run (every try) and the skipped/unavailable records of its latest tries."""
     runs, failures, skipped = [], [], []
     for manifest in manifests:
-        failed = [request for request in manifest["requests"] if not request["ok"]]
+        failed = manifest.failed_requests
         runs.append(
             {
                 "ts": ts,
-                "run_id": manifest["run_id"],
-                "venue": manifest["venue"],
-                "attempt": manifest["attempt"],
-                "status": manifest["status"],
-                "error": manifest["fatal"],
-                "requests_sent": manifest["requests_sent"],
+                "run_id": manifest.run_id,
+                "venue": manifest.venue,
+                "attempt": manifest.attempt,
+                "status": manifest.status,
+                "error": manifest.fatal,
+                "requests_sent": manifest.requests_sent,
                 "failed_requests": len(failed),
-                "symbols_mapped": len(manifest["instruments"]),
-                "symbols_skipped": len(manifest["skipped"]),
-                "started_at": _naive(datetime.fromisoformat(manifest["started_at"])),
-                "finished_at": _naive(datetime.fromisoformat(manifest["finished_at"])),
-                "manifest_path": manifest.get("manifest_path"),
+                "symbols_mapped": len(manifest.instruments),
+                "symbols_skipped": len(manifest.skipped),
+                "started_at": _naive(manifest.started_at) if manifest.started_at else None,
+                "finished_at": _naive(manifest.finished_at) if manifest.finished_at else None,
+                "manifest_path": str(manifest.path) if manifest.path else None,
             }
         )
         for request in failed:
             failures.append(
                 {
                     "ts": ts,
-                    "run_id": manifest["run_id"],
-                    "venue": manifest["venue"],
-                    "attempt": manifest["attempt"],
-                    "endpoint": request["endpoint"],
-                    "symbol": request["symbol"],
-                    "status": request["status"],
-                    "attempts": request["attempts"],
-                    "retryable": request.get("retryable"),
-                    "error": request["error"],
-                    "raw_paths": request["raw_paths"],
+                    "run_id": manifest.run_id,
+                    "venue": manifest.venue,
+                    "attempt": manifest.attempt,
+                    "endpoint": request.endpoint,
+                    "symbol": request.symbol,
+                    "status": request.status,
+                    "attempts": request.attempts,
+                    "retryable": request.retryable,
+                    "error": request.error,
+                    "raw_paths": list(request.raw_paths),
                 }
             )
     unavailable = []
     for manifest in latest_tries(manifests):
-        for symbol, reason in manifest["skipped"].items():
-            skipped.append({"ts": ts, "venue": manifest["venue"], "symbol": symbol, "reason": reason})
-        for metric, reason in manifest.get("unavailable", {}).items():
+        for symbol, reason in manifest.skipped.items():
+            skipped.append({"ts": ts, "venue": manifest.venue, "symbol": symbol, "reason": reason})
+        for metric, reason in manifest.unavailable.items():
             unavailable.append(
                 {
                     "ts": ts,
-                    "venue": manifest["venue"],
+                    "venue": manifest.venue,
                     "metric": metric,
                     "kind": unavailable_kind(reason),
                     "reason": reason,
-                    "run_id": manifest["run_id"],
+                    "run_id": manifest.run_id,
                 }
             )
     return {
-        "interval_unavailable": pl.DataFrame(
-            unavailable,
-            schema={
-                "ts": pl.Datetime("us"),
-                "venue": pl.String,
-                "metric": pl.String,
-                "kind": pl.String,
-                "reason": pl.String,
-                "run_id": pl.String,
-            },
-        ),
+        "interval_unavailable": pl.DataFrame(unavailable, schema=UNAVAILABLE_SCHEMA),
         "extract_runs": pl.DataFrame(runs, infer_schema_length=None),
         "extract_failures": pl.DataFrame(
             failures,
@@ -150,13 +161,11 @@ def _ops_frames(manifests: list[dict[str, Any]], ts: datetime) -> dict[str, pl.D
                 "raw_paths": pl.List(pl.String),
             },
         ),
-        "skipped_symbols": pl.DataFrame(
-            skipped, schema={"ts": pl.Datetime("us"), "venue": pl.String, "symbol": pl.String, "reason": pl.String}
-        ),
+        "skipped_symbols": pl.DataFrame(skipped, schema=SKIPPED_SCHEMA),
     }
 
 
-def stage(manifests: list[dict[str, Any]], interval_end: datetime, run_id: str) -> dict[str, Any]:
+def stage(manifests: list[Manifest], interval_end: datetime, run_id: str) -> StagedInterval:
     """Parse and normalise (no DuckDB): the staged frames of one interval."""
     current = latest_tries(manifests)
     parsed = parse_manifests(current)
@@ -166,27 +175,19 @@ def stage(manifests: list[dict[str, Any]], interval_end: datetime, run_id: str) 
         ts=pl.lit(ts, pl.Datetime("us")), run_id=pl.lit(run_id), loaded_at=pl.lit(loaded_at, pl.Datetime("us"))
     )
     parse_errors = pl.DataFrame(
-        [{"ts": ts, "run_id": run_id, **error} for error in parsed.errors],
-        schema={
-            "ts": pl.Datetime("us"),
-            "run_id": pl.String,
-            "venue": pl.String,
-            "endpoint": pl.String,
-            "raw_path": pl.String,
-            "error": pl.String,
-        },
+        [{"ts": ts, "run_id": run_id, **error} for error in parsed.errors], schema=PARSE_ERROR_SCHEMA
     )
-    return {
-        "ts": ts,
-        "facts": facts,
-        "instruments": instrument_rows(parsed).with_columns(seen=pl.lit(loaded_at, pl.Datetime("us"))),
-        "parse_errors": parse_errors,
-        "raw_rows": raw_row_frame(parsed.files),  # every parsed row before de-duplication, for the gate
-        **_ops_frames(manifests, ts),
-    }
+    return StagedInterval(
+        ts=ts,
+        facts=facts,
+        instruments=instrument_rows(parsed).with_columns(seen=pl.lit(loaded_at, pl.Datetime("us"))),
+        parse_errors=parse_errors,
+        raw_rows=raw_row_frame(parsed.files),
+        **ops_frames(manifests, ts),
+    )
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, select: str = "*") -> None:
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, select: str = "*") -> None:
     if frame.height:
         con.register("_staged", frame)
         try:
@@ -215,38 +216,38 @@ def upsert_instruments(con: duckdb.DuckDBPyConnection, instruments: pl.DataFrame
         con.unregister("_instruments")
 
 
-def replace_ops(con: duckdb.DuckDBPyConnection, staged: dict[str, Any], run_id: str) -> None:
+def replace_ops(con: duckdb.DuckDBPyConnection, staged: StagedInterval, run_id: str) -> None:
     """This run's extract log (inside the caller's transaction): written whether the interval publishes or not."""
-    for table in ("extract_runs", "extract_failures", "parse_errors"):
+    for table, frame in staged.ops().items():
         con.execute(f"DELETE FROM ops.{table} WHERE run_id = ?", [run_id])
-        _insert(con, f"ops.{table}", staged[table])
-    con.execute("DELETE FROM ops.skipped_symbols WHERE ts = ?", [staged["ts"]])
-    _insert(con, "ops.skipped_symbols", staged["skipped_symbols"])
-    con.execute("DELETE FROM ops.interval_unavailable WHERE ts = ?", [staged["ts"]])
-    _insert(con, "ops.interval_unavailable", staged["interval_unavailable"])
+        insert_frame(con, f"ops.{table}", frame)
+    con.execute("DELETE FROM ops.skipped_symbols WHERE ts = ?", [staged.ts])
+    insert_frame(con, "ops.skipped_symbols", staged.skipped_symbols)
+    con.execute("DELETE FROM ops.interval_unavailable WHERE ts = ?", [staged.ts])
+    insert_frame(con, "ops.interval_unavailable", staged.interval_unavailable)
 
 
-def kept_pairs(staged: dict[str, Any]) -> list[str]:
+def kept_pairs(staged: StagedInterval) -> list[str]:
     """``venue|metric`` pairs this load cannot observe: their existing rows at ts are kept, not replaced."""
-    frame = staged["interval_unavailable"]
+    frame = staged.interval_unavailable
     return sorted({f"{venue}|{metric}" for venue, metric in frame.select("venue", "metric").iter_rows()})
 
 
 def publish(
-    con: duckdb.DuckDBPyConnection, staged: dict[str, Any], run_id: str, report: GateReport | None = None
+    con: duckdb.DuckDBPyConnection, staged: StagedInterval, run_id: str, report: GateReport | None = None
 ) -> dict[str, int]:
     """Replace the interval's core rows and this run's ops rows, in one transaction; with a gate ``report``, only
     the rows that passed it, together with the interval's quarantine and this run's validation records."""
-    ts = staged["ts"]
-    facts = staged["facts"] if report is None else report.publish
+    ts = staged.ts
+    facts = staged.facts if report is None else report.publish
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(
             "DELETE FROM core.fact_positioning WHERE ts = ? AND NOT list_contains(?::VARCHAR[], venue || '|' || metric)",
             [ts, kept_pairs(staged)],
         )
-        _insert(con, "core.fact_positioning", facts)
-        upsert_instruments(con, staged["instruments"])
+        insert_frame(con, "core.fact_positioning", facts)
+        upsert_instruments(con, staged.instruments)
         replace_ops(con, staged, run_id)
         if report is not None:
             write_records(con, report, quarantine=True)
@@ -257,59 +258,55 @@ def publish(
     return {
         "facts": facts.height,
         "quarantined": 0 if report is None else report.rows_quarantined,
-        "instruments": staged["instruments"].height,
-        "parse_errors": staged["parse_errors"].height,
+        "instruments": staged.instruments.height,
+        "parse_errors": staged.parse_errors.height,
     }
 
 
-def interval_start_of(manifests: list[dict[str, Any]], interval_end: datetime) -> datetime:
+def interval_start_of(manifests: list[Manifest], interval_end: datetime) -> datetime:
     """The run's data-interval start, as the extract tasks recorded it (an hour before the end if absent)."""
-    starts = [m["interval_start"] for m in manifests if m.get("interval_start")]
-    return datetime.fromisoformat(min(starts)) if starts else interval_end - timedelta(hours=1)
+    starts = [m.interval_start for m in manifests if m.interval_start]
+    return min(starts) if starts else interval_end - timedelta(hours=1)
 
 
-def _audit(
-    staged: dict[str, Any],
-    manifests: list[dict[str, Any]],
+def audit_and_publish(
+    connection: Callable[[], contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]],
+    staged: StagedInterval,
+    manifests: list[Manifest],
     interval_end: datetime,
     run_id: str,
-    data: Path,
+    *,
     config: QualityConfig,
-    log: Callable[[str], None] | None,
-    previous: pl.DataFrame,
+    docs_dir: Path | None,
     session: GxSession | None = None,
-) -> GateReport:
-    """The quality gate's verdict on a staged interval; touches no database (``previous``: :func:`previous_oi`)."""
+    log: Callable[[str], None] | None = None,
+) -> tuple[dict[str, int], GateReport]:
+    """audit → publish of one staged interval: the one path of the DAG's load and of the bulk fill.
+
+    The warehouse (``connection()``) is held only to read the previous interval and to publish, not while
+    great-expectations validates, during which analysts' sessions and other writers would wait. A blocked
+    interval records its validation and the extract log, publishes nothing and raises QualityGateError.
+    """
+    with connection() as con:
+        previous = previous_oi(con, staged.ts)
     window = Window(
         interval_start_of(manifests, interval_end),
         interval_end,
         timedelta(minutes=config.current_value_tolerance_minutes),
     )
     report = audit(
-        staged,
-        latest_tries(manifests),
-        window,
-        run_id,
-        previous,
-        config=config,
-        docs_dir=data / "exports" / "quality",
-        session=session,
+        staged, latest_tries(manifests), window, run_id, previous, config=config, docs_dir=docs_dir, session=session
     )
     if log:
         log(report.text())
-    return report
-
-
-def _publish_or_block(
-    con: duckdb.DuckDBPyConnection, staged: dict[str, Any], run_id: str, report: GateReport
-) -> dict[str, int]:
-    if report.blocked:
-        con.execute("BEGIN TRANSACTION")
-        replace_ops(con, staged, run_id)  # which venue and endpoint failed stays visible for a blocked interval
-        con.execute("COMMIT")
-        record_blocked(con, report)
-        raise QualityGateError(report.text(), report.summary())
-    return publish(con, staged, run_id, report)
+    with connection() as con:
+        if report.blocked:
+            con.execute("BEGIN TRANSACTION")
+            replace_ops(con, staged, run_id)  # which venue and endpoint failed stays visible for a blocked interval
+            con.execute("COMMIT")
+            record_blocked(con, report)
+            raise QualityGateError(report.text(), report.summary())
+        return publish(con, staged, run_id, report), report
 
 
 def load_interval(
@@ -330,7 +327,7 @@ def load_interval(
 
     data = data or data_dir()
     config = config or QualityConfig.from_env()
-    manifests = run_manifests(data, interval_end, run_id)
+    manifests = ManifestStore(data).run(interval_end, run_id)
     if not manifests:
         raise RuntimeError(
             f"no extract manifests for run {run_id} at {interval_end.isoformat()} under {data}/manifests: "
@@ -341,12 +338,9 @@ def load_interval(
     def connection() -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         return contextlib.nullcontext(con) if con is not None else warehouse.writer(data / "warehouse.duckdb", log=log)
 
-    # The warehouse's write lock is held only to read the previous interval and to publish: not for the 3-5 s
-    # great-expectations takes, during which analysts' sessions and other writers would wait.
-    with connection() as own:
-        previous = previous_oi(own, staged["ts"])
-    report = _audit(staged, manifests, interval_end, run_id, data, config, log, previous)
-    with connection() as own:
-        counts = _publish_or_block(own, staged, run_id, report)
-    venues = {m["venue"]: m["status"] for m in latest_tries(manifests)}
-    return {"ts": staged["ts"].isoformat(), "venues": venues, **counts, "quality": report.summary()}
+    counts, report = audit_and_publish(
+        connection, staged, manifests, interval_end, run_id, config=config, docs_dir=data / "exports" / "quality",
+        log=log,
+    )  # fmt: skip
+    venues = {m.venue: m.status for m in latest_tries(manifests)}
+    return {"ts": staged.ts.isoformat(), "venues": venues, **counts, "quality": report.summary()}

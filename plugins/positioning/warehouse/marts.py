@@ -9,6 +9,10 @@ far back in time its rows look::
     -- lookback: 30 days
     -- grain: ...   -- keys: ...   -- definitions: ...
 
+A model is a Jinja template (as in dbt) rendered with the venue registry (:func:`template_context`): the
+per-venue columns (``<venue>_oi_usd``, each adapter's ratio and value columns) are loops over the registered
+venues, so adding a venue adds its columns without editing SQL.
+
 Files run in name order, which is their dependency order: ``0xx_stg_*`` (staging: core pivoted, no rules) →
 ``0xx_int_*`` (intermediate) → ``1xx_marts_*`` (marts). Every model is materialised as a table keyed by ``ts``
 (the data-interval end): the runner deletes the intervals it rebuilds and inserts the model's rows for them,
@@ -58,6 +62,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -85,11 +90,52 @@ class Model:
     lookback_hours: int = 0  # from the "-- lookback: N days|hours" header; 0 = the row at ts reads ts only
 
 
+def template_context() -> dict[str, Any]:
+    """What a model template sees: the registered venues and the columns their adapters declare."""
+    from positioning import registry
+
+    specs = registry.specs()
+
+    def entries(kind: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "venue": spec.name,
+                "name": c.name,
+                "source": c.source,
+                "seed_average": c.seed_average,
+                "snapshot": c.snapshot,
+            }
+            for spec in specs
+            for c in spec.columns
+            if c.kind == kind
+        ]
+
+    ratios, values = entries("ratio"), entries("value")
+    return {
+        "venues": [spec.name for spec in specs],
+        "ratio_columns": ratios,
+        "seed_columns": [c for c in ratios if c["seed_average"]],
+        "value_columns": values,
+        "snapshot_values": [c for c in values if c["snapshot"]],
+        "ratio_basis": {spec.name: spec.ratio_basis for spec in specs},
+        "venue_ratios": {spec.name: [c.source for c in spec.ratio_columns()] or ["NULL"] for spec in specs},
+    }
+
+
+def render(sql: str, context: dict[str, Any]) -> str:
+    """A model template rendered (undefined names are errors, not empty strings)."""
+    import jinja2
+
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    return environment.from_string(sql).render(**context)
+
+
 def load_models(directory: Path | None = None) -> list[Model]:
     directory = directory or sql_dir() / "models"
+    context = template_context()
     models = []
     for path in sorted(directory.glob("*.sql")):
-        sql = path.read_text(encoding="utf-8")
+        sql = render(path.read_text(encoding="utf-8"), context)
         match = _MODEL_HEADER.search(sql)
         if not match:
             raise ValueError(f"{path}: the first lines must name the target table ('-- model: marts.x')")

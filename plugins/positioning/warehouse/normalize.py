@@ -1,9 +1,10 @@
 """Raw files of one interval → the rows of ``core.fact_positioning`` and ``core.dim_instrument`` (polars).
 
 Reads only what the run's manifests point at (the last attempt of each successful request), applies the venue
-modules' pure parsers, then does the cross-payload work with polars: symbol mapping, contract → coin
+adapters' pure parsers, then does the cross-payload work with polars: symbol mapping, contract → coin
 conversion, USD from the same venue's mark price where the venue reports none, the latest ratio bucket at or
-before the interval end, and the OKX 24 h OI change.
+before the interval end, and the rules an adapter declares (``positioning.venues.base.VenueSpec``): OI history
+that is the venue's own OI, a coin-level OI history feeding the 24 h change, OI split into long/short sides.
 
 Buckets (ratios, OI history): the value of an interval is the latest bucket that has *ended* at or before the
 interval end (bucket start + period <= end; venues stamp a bucket with its start) and started no earlier than
@@ -11,10 +12,10 @@ one interval plus one period before the end (the window every plan requests). Li
 the bulk history fill all apply this one rule through :func:`bucket_facts`, vectorised over many interval ends
 (a polars as-of join), so that they give the same facts for the same interval.
 
-Binance ``openInterestHist`` rows become ``oi_coins`` and ``oi_usd`` (venue-reported USD) with the history period;
-OKX's coin-level ``open-interest-volume`` only feeds the 24 h change (see ``positioning.venues.okx``).
+Per-instrument OI history (``instrument_oi_history``) becomes ``oi_coins`` and ``oi_usd`` (venue-reported USD)
+with the history period; a coin-level OI history (``oi_change_period``) only feeds the 24 h change.
 A (venue, metric) that a manifest lists as ``unavailable`` for its interval never becomes a fact, even if a
-response happens to carry a current value for it (Strike's ``/markets`` listing does).
+response happens to carry a current value for it (a listing that also carries current values).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from typing import Any
 
 import polars as pl
 
-from positioning.ingest.extract import venue_module
+from positioning import registry
+from positioning.ingest.manifests import Manifest
 from positioning.ingest.raw import read_raw, read_raw_bodies
-from positioning.quality import period_seconds
+from positioning.periods import period_seconds
 from positioning.rows import (
     FundingRate,
     Instrument,
@@ -58,8 +60,6 @@ FACT_SCHEMA = {
 ROW_TYPES = (Instrument, OpenInterest, MarkPrice, FundingRate, LongShortRatio, OpenInterestHistory)
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
-# Venues whose OI history is per instrument (the same quantity as their current OI): it becomes their OI facts.
-INSTRUMENT_OI_HISTORY_VENUES = ("binance",)
 
 
 @dataclass
@@ -77,7 +77,7 @@ class ParsedRows:
 
     def frame(self, row_type: type) -> pl.DataFrame:
         """Every row of ``row_type``, from the row parsers and the frame parsers, as one ``_frame`` frame."""
-        rows = _frame(self.rows[row_type], row_type)
+        rows = rows_frame(self.rows[row_type], row_type)
         frames = [f for f in self.frames.get(row_type, []) if f.height]
         return pl.concat([rows, *frames], how="vertical") if frames else rows
 
@@ -99,17 +99,17 @@ def _received_ms(meta: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(meta["received_at"]).timestamp() * 1000)
 
 
-# Row type and raw-row key columns (``quality._KEY_FIELDS`` the type has) of the frame parsers' output.
+# Row type and raw-row key columns (``quality.frames.RAW_KEY_FIELDS`` the type has) of the frame parsers' output.
 _FRAME_KEYS = {"metric": (LongShortRatio, ("key", "metric", "period", "ts_ms"))}
 _FRAME_KEYS_DEFAULT = (OpenInterestHistory, ("key", "period", "ts_ms"))
 
 
 def parse_manifests(
-    manifests: list[dict[str, Any]], parsed: ParsedRows | None = None, *, vectorised: bool = True
+    manifests: list[Manifest], parsed: ParsedRows | None = None, *, vectorised: bool = True
 ) -> ParsedRows:
     """Parse the final attempt of every successful request in the manifests.
 
-    ``vectorised``: endpoints with a frame parser (``module.FRAME_PARSERS``) are read together
+    ``vectorised``: endpoints with a frame parser (the adapter's ``frame_parsers``) are read together
     (:func:`positioning.ingest.raw.read_raw_bodies`) and parsed in one polars batch per venue and endpoint, however many
     manifests they come from; a page the frame parser does not take is parsed by the row parser, so the result is
     the same as parsing every file with the row parser.
@@ -117,35 +117,35 @@ def parse_manifests(
     parsed = parsed if parsed is not None else ParsedRows()
     batched: dict[tuple[str, str], list[str]] = defaultdict(list)  # (venue, endpoint) -> raw paths
     for manifest in manifests:
-        venue = manifest["venue"]
-        module = venue_module(venue)
-        frame_parsers = getattr(module, "FRAME_PARSERS", {}) if vectorised else {}
-        for request in manifest["requests"]:
-            if not request["ok"] or not request["raw_paths"]:
+        venue = manifest.venue
+        spec = registry.get(venue)
+        frame_parsers = spec.frame_parsers() if vectorised else {}
+        for request in manifest.requests:
+            if not request.ok or not request.raw_paths:
                 continue
-            path = request["raw_paths"][-1]
-            if request.get("endpoint") in frame_parsers:
-                batched[(venue, request["endpoint"])].append(str(path))
+            path = request.raw_paths[-1]
+            if request.endpoint in frame_parsers:
+                batched[(venue, request.endpoint)].append(str(path))
                 continue
-            _parse_file(parsed, venue, module, path)
+            _parse_file(parsed, venue, spec.parsers, path)
     # One endpoint at a time, so that only its files' bodies are in memory at once.
     for (venue, endpoint), paths in batched.items():
-        module = venue_module(venue)
+        spec = registry.get(venue)
         pages = read_raw_bodies(paths).with_columns(raw_path=pl.Series(paths, dtype=pl.String))
         landed_as = pages["endpoint"] == endpoint
         if not landed_as.all():  # a file whose meta names another endpoint: parse it the way its meta says
             for path in pages.filter(~landed_as)["raw_path"]:
-                _parse_file(parsed, venue, module, path)
+                _parse_file(parsed, venue, spec.parsers, path)
             pages = pages.filter(landed_as)
-        _parse_frames(parsed, venue, module, endpoint, pages)
+        _parse_frames(parsed, venue, spec, endpoint, pages)
         del pages
     return parsed
 
 
-def _parse_file(parsed: ParsedRows, venue: str, module: Any, path: str) -> None:
+def _parse_file(parsed: ParsedRows, venue: str, parsers: Any, path: str) -> None:
     raw = read_raw(path)
     endpoint = raw.meta["endpoint"]
-    parser = module.PARSERS.get(endpoint)
+    parser = parsers.get(endpoint)
     if parser is not None:
         params = {**raw.meta.get("params", {}), "_received_at_ms": _received_ms(raw.meta)}
         _parse_rows(parsed, venue, parser, raw, str(path), endpoint, params)
@@ -164,9 +164,9 @@ def _parse_rows(
         parsed.rows[type(row)].append(row)
 
 
-def _parse_frames(parsed: ParsedRows, venue: str, module: Any, endpoint: str, pages: pl.DataFrame) -> None:
+def _parse_frames(parsed: ParsedRows, venue: str, spec: Any, endpoint: str, pages: pl.DataFrame) -> None:
     """``pages``: one endpoint's raw files (``raw_path``, ``body``, ``period``) through its frame parser."""
-    frame, rejected = module.FRAME_PARSERS[endpoint](pages.select("body", "period"))
+    frame, rejected = spec.frame_parsers()[endpoint](pages.select("body", "period"))
     row_type, key_fields = _FRAME_KEYS_DEFAULT
     for column, (candidate, fields) in _FRAME_KEYS.items():
         if column in frame.columns:
@@ -183,10 +183,10 @@ def _parse_frames(parsed: ParsedRows, venue: str, module: Any, endpoint: str, pa
         parsed.files.append((venue, "", "", keys))
         parsed.frames[row_type].append(frame.drop("_page"))
     for path in pages["raw_path"].gather(rejected):
-        _parse_file(parsed, venue, module, path)
+        _parse_file(parsed, venue, spec.parsers, path)
 
 
-def _frame(rows: list[Any], row_type: type) -> pl.DataFrame:
+def rows_frame(rows: list[Any], row_type: type) -> pl.DataFrame:
     columns = [f.name for f in dataclasses.fields(row_type)]
     schema = {name: (pl.Int64 if name.endswith("_ms") else pl.Float64) for name in columns}
     for name in ("venue", "instrument", "symbol", "key", "metric", "period", "quote", "status"):
@@ -203,11 +203,12 @@ def _latest(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     return frame.sort("ts_ms").group_by(keys, maintain_order=True).last()
 
 
-def _symbol_map(manifests: list[dict[str, Any]]) -> pl.DataFrame:
+def symbol_map(manifests: list[Manifest]) -> pl.DataFrame:
+    """(venue, base symbol, venue instrument) of every instrument the manifests mapped."""
     pairs = [
-        (manifest["venue"], symbol, instrument)
+        (manifest.venue, symbol, instrument)
         for manifest in manifests
-        for symbol, instrument in manifest.get("instruments", {}).items()
+        for symbol, instrument in manifest.instruments.items()
     ]
     return pl.DataFrame(pairs, schema=["venue", "symbol", "instrument"], orient="row")
 
@@ -230,12 +231,12 @@ def _fact(frame: pl.DataFrame, metric: str | pl.Expr, value: pl.Expr, unit: str,
     return frame.filter(value.is_not_null()).select(**columns)
 
 
-def _key_map(symbol_map: pl.DataFrame) -> pl.DataFrame:
+def _key_map(mapped: pl.DataFrame) -> pl.DataFrame:
     """Ratio and history keys are instruments (Binance, Bitget) or base coins (OKX currency statistics)."""
     return pl.concat(
         [
-            symbol_map.rename({"instrument": "key"}).with_columns(instrument=pl.col("key")),
-            symbol_map.with_columns(key=pl.col("symbol")).select("venue", "symbol", "key", "instrument"),
+            mapped.rename({"instrument": "key"}).with_columns(instrument=pl.col("key")),
+            mapped.with_columns(key=pl.col("symbol")).select("venue", "symbol", "key", "instrument"),
         ],
         how="diagonal",
     ).unique(["venue", "key"])
@@ -265,11 +266,11 @@ def latest_ended(rows: pl.DataFrame, keys: list[str], ends_ms: list[int], interv
 
 
 def bucket_facts(
-    symbol_map: pl.DataFrame, parsed: ParsedRows, ends_ms: list[int], interval_ms: int = HOUR_MS
+    symbols: pl.DataFrame, parsed: ParsedRows, ends_ms: list[int], interval_ms: int = HOUR_MS
 ) -> pl.DataFrame:
     """Facts from bucketed series (ratios, instrument OI history, OKX 24 h OI change) for every interval end in
     ``ends_ms``; column ``end_ms`` is the interval end each row belongs to."""
-    key_map = _key_map(symbol_map)
+    key_map = _key_map(symbols)
     ratio_rows = parsed.frame(LongShortRatio)
     # One metric at a time (metric is a grouping key, so the result is the same): a 30-day 5-minute history is
     # over a million ratio rows, and each step of latest_ended holds a copy of what it is given.
@@ -281,8 +282,9 @@ def bucket_facts(
         how="vertical",
     )
     history = parsed.frame(OpenInterestHistory)
-    oi_rows = history.filter(pl.col("venue").is_in(INSTRUMENT_OI_HISTORY_VENUES)).join(
-        symbol_map.rename({"instrument": "key"}).with_columns(instrument=pl.col("key")), on=["venue", "key"]
+    instrument_oi = [spec.name for spec in registry.specs() if spec.instrument_oi_history]
+    oi_rows = history.filter(pl.col("venue").is_in(instrument_oi)).join(
+        symbols.rename({"instrument": "key"}).with_columns(instrument=pl.col("key")), on=["venue", "key"]
     )
     oi = latest_ended(oi_rows, ["venue", "symbol", "period"], ends_ms, interval_ms)
     parts = [
@@ -306,37 +308,41 @@ def bucket_facts(
             usd_source=pl.lit("venue"),
             end_ms=pl.col("end_ms"),
         ),
-        _oi_change_24h(history, symbol_map, ends_ms, interval_ms),
+        *(
+            _oi_change_24h(history, symbols, spec.name, spec.oi_change_period, ends_ms, interval_ms)
+            for spec in registry.specs()
+            if spec.oi_change_period
+        ),
     ]
     return pl.concat(parts, how="vertical_relaxed")
 
 
-def unavailable_pairs(manifests: list[dict[str, Any]]) -> pl.DataFrame:
+def unavailable_pairs(manifests: list[Manifest]) -> pl.DataFrame:
     """(venue, metric) pairs the manifests say the venue cannot give for their interval."""
-    pairs = [(m["venue"], metric) for m in manifests for metric in m.get("unavailable", {})]
+    pairs = [(m.venue, metric) for m in manifests for metric in m.unavailable]
     return pl.DataFrame(pairs, schema={"venue": pl.String, "metric": pl.String}, orient="row").unique()
 
 
 def build_facts(
-    manifests: list[dict[str, Any]], parsed: ParsedRows, interval_end: datetime, interval_ms: int | None = None
+    manifests: list[Manifest], parsed: ParsedRows, interval_end: datetime, interval_ms: int | None = None
 ) -> pl.DataFrame:
     """The fact rows of one interval (without ts/run_id/loaded_at, which the loader adds)."""
     end_ms = int(interval_end.timestamp() * 1000)
-    symbol_map = _symbol_map(manifests)
-    if symbol_map.is_empty():
-        return pl.DataFrame(schema={k: v for k, v in FACT_SCHEMA.items() if k != "ts"})
+    mapped = symbol_map(manifests)
+    if mapped.is_empty():
+        return empty_facts()
     if interval_ms is None:
-        starts = [m["interval_start"] for m in manifests if m.get("interval_start")]
-        interval_ms = end_ms - int(datetime.fromisoformat(min(starts)).timestamp() * 1000) if starts else HOUR_MS
-    instruments = _frame(parsed.rows[Instrument], Instrument)
+        starts = [m.interval_start for m in manifests if m.interval_start]
+        interval_ms = end_ms - int(min(starts).timestamp() * 1000) if starts else HOUR_MS
+    instruments = rows_frame(parsed.rows[Instrument], Instrument)
     contract_values = instruments.select("venue", "instrument", "contract_value").unique(["venue", "instrument"])
 
-    marks = _latest(_frame(parsed.rows[MarkPrice], MarkPrice), ["venue", "instrument"]).join(
-        symbol_map, on=["venue", "instrument"]
+    marks = _latest(rows_frame(parsed.rows[MarkPrice], MarkPrice), ["venue", "instrument"]).join(
+        mapped, on=["venue", "instrument"]
     )
     oi = (
-        _latest(_frame(parsed.rows[OpenInterest], OpenInterest), ["venue", "instrument"])
-        .join(symbol_map, on=["venue", "instrument"])
+        _latest(rows_frame(parsed.rows[OpenInterest], OpenInterest), ["venue", "instrument"])
+        .join(mapped, on=["venue", "instrument"])
         .join(contract_values, on=["venue", "instrument"], how="left")
         .join(marks.select("venue", "instrument", "mark_price"), on=["venue", "instrument"], how="left")
         .with_columns(coins=pl.coalesce("coins", pl.col("contracts") * pl.col("contract_value")))
@@ -351,15 +357,19 @@ def build_facts(
     funding = pl.concat(
         [
             marks.select("venue", "symbol", "instrument", "ts_ms", "funding_rate"),
-            _latest(_frame(parsed.rows[FundingRate], FundingRate), ["venue", "instrument"])
-            .join(symbol_map, on=["venue", "instrument"])
+            _latest(rows_frame(parsed.rows[FundingRate], FundingRate), ["venue", "instrument"])
+            .join(mapped, on=["venue", "instrument"])
             .select("venue", "symbol", "instrument", "ts_ms", "funding_rate"),
         ],
         how="vertical_relaxed",  # either side may be empty (a past interval has neither)
     ).filter(pl.col("funding_rate").is_not_null())
     funding = _latest(funding, ["venue", "symbol"])
 
-    strike_sides = oi.filter(pl.col("long_usd").is_not_null() & pl.col("short_usd").is_not_null())
+    # Venues that split their OI into sides (Strike): the sides' quotient is their long/short ratio.
+    sides_metric = {spec.name: spec.oi_sides_metric for spec in registry.specs() if spec.oi_sides_metric}
+    split = oi.filter(
+        pl.col("venue").is_in(list(sides_metric)) & pl.col("long_usd").is_not_null() & pl.col("short_usd").is_not_null()
+    )
     parts = [
         _fact(oi, "oi_contracts", pl.col("contracts"), "contracts"),
         _fact(oi, "oi_coins", pl.col("coins"), "coin"),
@@ -375,47 +385,52 @@ def build_facts(
         _fact(marks, "mark_price", pl.col("mark_price"), "USD"),
         _fact(funding, "funding_rate", pl.col("funding_rate"), "fraction"),
         _fact(
-            strike_sides,
-            "ls_oi",
+            split,
+            pl.col("venue").replace_strict(sides_metric, return_dtype=pl.String),
             pl.col("long_usd") / pl.col("short_usd"),
             "ratio",
             long_share=pl.col("long_usd") / (pl.col("long_usd") + pl.col("short_usd")),
             short_share=pl.col("short_usd") / (pl.col("long_usd") + pl.col("short_usd")),
         ),
-        bucket_facts(symbol_map, parsed, [end_ms], interval_ms).drop("end_ms"),
+        bucket_facts(mapped, parsed, [end_ms], interval_ms).drop("end_ms"),
     ]
     facts = pl.concat([part for part in parts if not part.is_empty()] or [parts[0]], how="vertical_relaxed")
     return facts.join(unavailable_pairs(manifests), on=["venue", "metric"], how="anti")
 
 
 def _oi_change_24h(
-    history: pl.DataFrame, symbol_map: pl.DataFrame, ends_ms: list[int], interval_ms: int
+    history: pl.DataFrame, mapped: pl.DataFrame, venue: str, period: str, ends_ms: list[int], interval_ms: int
 ) -> pl.DataFrame:
-    """OKX coin-level OI (USD) change between the latest hourly bucket ended at or before each end and the
-    bucket 24 h before it."""
-    history = history.filter((pl.col("venue") == "okx") & pl.col("usd").is_not_null())
-    okx_symbols = symbol_map.filter(pl.col("venue") == "okx")
+    """A venue's coin-level OI (USD) change between the latest ``period`` bucket ended at or before each end and
+    the bucket 24 h before it (the adapter's ``oi_change_period`` rule)."""
+    history = history.filter((pl.col("venue") == venue) & (pl.col("period") == period) & pl.col("usd").is_not_null())
+    coins = mapped.filter(pl.col("venue") == venue)
     latest = latest_ended(history, ["key"], ends_ms, interval_ms).select("key", "end_ms", "ts_ms", now_usd="usd")
     earlier = history.unique(["key", "ts_ms"], keep="last").select(
         "key", ts_ms=pl.col("ts_ms") + DAY_MS, then_usd="usd"
     )
     joined = (
         latest.join(earlier, on=["key", "ts_ms"])
-        .join(okx_symbols, left_on="key", right_on="symbol")
-        .with_columns(venue=pl.lit("okx"), symbol=pl.col("key"))
+        .join(coins, left_on="key", right_on="symbol")
+        .with_columns(venue=pl.lit(venue), symbol=pl.col("key"))
     )
     return _fact(
         joined,
         "oi_usd_change_24h_pct",
         (pl.col("now_usd") - pl.col("then_usd")) / pl.col("then_usd") * 100,
         "percent",
-        period=pl.lit("1H"),
+        period=pl.lit(period),
         end_ms=pl.col("end_ms"),
     )
 
 
+def empty_facts() -> pl.DataFrame:
+    """The facts of an interval with no rows (without ts/run_id/loaded_at, which the loader adds)."""
+    return pl.DataFrame(schema={k: v for k, v in FACT_SCHEMA.items() if k != "ts"})
+
+
 def instrument_rows(parsed: ParsedRows) -> pl.DataFrame:
-    frame = _frame(parsed.rows[Instrument], Instrument)
+    frame = rows_frame(parsed.rows[Instrument], Instrument)
     return frame.unique(["venue", "instrument"], keep="last").select(
         "venue", "instrument", "symbol", "contract_value", "quote", "status", "tradable"
     )

@@ -7,8 +7,9 @@
   URLs are redacted before they are logged (also httpx's own "HTTP Request: POST ..." log line, see
   :class:`RedactBotTokenFilter`), responses are not landed as raw files (they are not venue data), error texts
   are scrubbed, and the token is registered with Airflow's secrets masker when one is running.
-* Messages use HTML parse mode (:func:`escape` every dynamic value); :func:`split_message` keeps each one below
-  4096 UTF-16 code units, splitting at line boundaries.
+* Messages use HTML parse mode; escaping and splitting below 4096 UTF-16 code units are
+  :mod:`positioning.alerts.render`'s (:func:`~positioning.alerts.render.escape`,
+  :func:`~positioning.alerts.render.split_message`).
 * Limits: at most 1 message per second and 20 per minute to the chat (the Bot FAQ's numbers); a 429's
   ``parameters.retry_after`` is honoured (up to 60 s), 5xx/timeouts are retried a bounded number of times,
   other 4xx are not. A 400 "message is too long" (it should not happen after splitting) is answered by sending
@@ -21,13 +22,13 @@ import asyncio
 import contextlib
 import html
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from positioning.alerts.render import strip_tags, utf16_units
 from positioning.ingest.http import (
     Endpoint,
     EnvelopeError,
@@ -37,81 +38,16 @@ from positioning.ingest.http import (
     redact_text,
 )
 
-MAX_MESSAGE_UNITS = 4096  # "1-4096 characters after entities parsing"; counted here in UTF-16 units, before parsing
 SEND_MESSAGE = Endpoint("sendMessage", "/bot{token}/sendMessage", {"chat": 1, "chat_minute": 1})
 CHAT_LIMITS = {
     "chat": RateLimit(1, 1.0, "venues.md §5: avoid more than one message per second per chat"),
     "chat_minute": RateLimit(20, 60.0, "venues.md §5: not more than 20 messages per minute to the same group"),
 }
 DEFAULT_RETRY = RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=10.0, max_retry_after=60.0)
-_TAG = re.compile(r"<[^>]+>")
 
 
 class TelegramNotConfigured(RuntimeError):
     """No bot token or no chat id: alerts are recorded as not delivered with this message as the reason."""
-
-
-def escape(value: object) -> str:
-    """``<``, ``>`` and ``&`` as HTML entities (and quotes, harmless and safe inside attributes)."""
-    return html.escape(str(value), quote=True)
-
-
-def utf16_units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def fit_line(line: str, units: int) -> str:
-    """``line`` if it fits in ``units`` UTF-16 units, else its text (markup dropped, so no tag is left open) cut
-    short with an ellipsis. Callers keep lines far below the limit; this is the last resort."""
-    if utf16_units(line) <= units:
-        return line
-    return _cut_to_units(_TAG.sub("", line), units - 1) + "…"
-
-
-def pack_lines(lines: Sequence[str], *, header: str = "", limit: int = MAX_MESSAGE_UNITS) -> list[list[int]]:
-    """Group line indices into as few messages as possible, in order, breaking only between lines, so that
-    ``header`` + the lines (newline-separated) stay within ``limit`` UTF-16 units. Lines must already fit
-    (:func:`fit_line`)."""
-    groups: list[list[int]] = []
-    current: list[int] = []
-    size = utf16_units(header)
-    for index, line in enumerate(lines):
-        added = utf16_units(line) + (1 if header or current else 0)
-        if current and size + added > limit:
-            groups.append(current)
-            current, size = [], utf16_units(header)
-            added = utf16_units(line) + (1 if header else 0)
-        current.append(index)
-        size += added
-    if current:
-        groups.append(current)
-    return groups
-
-
-def split_message(lines: Sequence[str], *, header: str = "", limit: int = MAX_MESSAGE_UNITS) -> list[str]:
-    """The messages of :func:`pack_lines`, each starting with ``header``; over-long lines are cut to fit."""
-    room = limit - utf16_units(header) - (1 if header else 0)
-    fitted = [fit_line(line, room) for line in lines]
-    return [
-        "\n".join(([header] if header else []) + [fitted[i] for i in group])
-        for group in pack_lines(fitted, header=header, limit=limit)
-    ]
-
-
-def _cut_to_units(text: str, units: int) -> str:
-    out, used = [], 0
-    for char in text:
-        width = 2 if ord(char) > 0xFFFF else 1
-        if used + width > units:
-            break
-        out.append(char)
-        used += width
-    result = "".join(out)
-    # never leave half an entity such as "&am" behind
-    amp = result.rfind("&")
-    if amp != -1 and ";" not in result[amp:]:
-        result = result[:amp]
-    return result
 
 
 def telegram_envelope(payload: Any) -> EnvelopeError | None:
@@ -273,7 +209,7 @@ class TelegramBot:
         if "can't parse entities" in error.lower() and parse_mode:
             # A formatting bug must not swallow the alert: send the same words once more as plain text.
             self._log(f"telegram: HTML rejected ({error}); sending as plain text")
-            plain = html.unescape(_TAG.sub("", text))
+            plain = html.unescape(strip_tags(text))
             return await self._send(client, plain, depth=depth + 1, parse_mode=None)
         return [Delivery(text, False, error=error, attempts=result.attempts, status=result.status)]
 

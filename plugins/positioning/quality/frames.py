@@ -1,0 +1,216 @@
+"""The frames the suites validate, built with polars before great-expectations sees them.
+
+* :func:`audit_frame` (suite ``positioning.fact_rows``): the staged facts, one row each, with ``row_id`` and one
+  derived column per row check, null where the check does not apply (a ratio check on an OI row), so that every
+  check is a plain column expectation;
+* :func:`raw_row_frame` (``positioning.raw_rows``): one row per parsed row of every raw response, before any
+  de-duplication;
+* :func:`coverage_frame` (``positioning.venue_coverage``): one row per venue of the run, with its completeness and
+  its total OI USD against :func:`previous_oi`, the venue's previous published interval.
+
+:class:`Window` says when a value of the interval may be stamped by its venue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import polars as pl
+
+from positioning.periods import period_seconds
+
+if TYPE_CHECKING:
+    from positioning.ingest.manifests import Manifest
+
+OI_METRICS = ("oi_contracts", "oi_coins", "oi_usd")
+# The fields of a parsed row that make its key in a response (those its type has), in ``row_key`` order.
+RAW_KEY_FIELDS = ("instrument", "key", "metric", "period", "ts_ms")
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """``moment`` as naive UTC (how DuckDB and the frames keep timestamps); a naive moment is taken as UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+@dataclass(frozen=True)
+class Window:
+    """When the values of one interval [start, end] may be stamped by the venue.
+
+    Current values (period ''): from ``start`` to ``end`` + ``current_value_tolerance`` + the venue's extract
+    duration. Buckets (ratios, a venue's 24 h OI history; period set): at or before ``end`` (the normaliser picks
+    the latest bucket at or before it) and not before ``min(start - period, end - 2 x period)``: the bucket before
+    the interval is allowed, and when the period is longer than the interval the latest finished bucket may start
+    up to two periods before the end.
+    """
+
+    start: datetime
+    end: datetime
+    current_tolerance: timedelta
+
+
+def audit_frame(facts: pl.DataFrame, window: Window, extract_seconds: dict[str, float]) -> pl.DataFrame:
+    """The staged facts with ``row_id`` and one derived column per row check (null where it does not apply)."""
+    start, end = naive_utc(window.start), naive_utc(window.end)
+    frame = facts.with_row_index("row_id").with_columns(pl.col("row_id").cast(pl.Int64))
+    # OI USD vs coins x mark compares figures of the same venue and symbol; a non-positive or non-finite input
+    # fails its own check, so it is left out here rather than failing this one too.
+    same_venue = (
+        frame.group_by("venue", "symbol")
+        .agg(
+            coins=pl.col("value").filter(pl.col("metric") == "oi_coins").first(),
+            mark=pl.col("value").filter(pl.col("metric") == "mark_price").first(),
+        )
+        .with_columns(
+            coins=pl.when(pl.col("coins").is_finite() & (pl.col("coins") > 0)).then("coins"),
+            mark=pl.when(pl.col("mark").is_finite() & (pl.col("mark") > 0)).then("mark"),
+        )
+    )
+    durations = pl.DataFrame(
+        {"venue": list(extract_seconds), "extract_s": list(extract_seconds.values())},
+        schema={"venue": pl.String, "extract_s": pl.Float64},
+    )
+    periods = {period: period_seconds(period) for period in facts["period"].unique().to_list()}
+    period_s = pl.col("period").replace_strict(periods, default=None, return_dtype=pl.Int64)
+    is_ratio = pl.col("unit") == "ratio"
+    has_shares = pl.col("long_share").is_not_null() & pl.col("short_share").is_not_null()
+    # The window as offsets in seconds from the interval end (see Window).
+    interval_s = (end - start).total_seconds()
+    bucket_low_s = pl.min_horizontal(-interval_s - pl.col("period_s"), -2 * pl.col("period_s"))
+    current_high_s = window.current_tolerance.total_seconds() + pl.col("extract_s").fill_null(0)
+    offset_s = (pl.col("source_ts") - pl.lit(end)).dt.total_microseconds() / 1e6
+    low_s = pl.when(pl.col("period_s").is_not_null()).then(bucket_low_s).otherwise(-interval_s)
+    high_s = pl.when(pl.col("period_s").is_not_null()).then(0.0).otherwise(current_high_s)
+    return (
+        frame.join(same_venue, on=["venue", "symbol"], how="left")
+        .join(durations, on="venue", how="left")
+        .with_columns(period_s=period_s)
+        .with_columns(
+            finite_value=pl.when(pl.col("value").is_finite()).then("value"),
+            ratio_value=pl.when(is_ratio).then("value"),
+            ratio_share_sum=pl.when(is_ratio & has_shares).then(pl.col("long_share") + pl.col("short_share")),
+            ratio_over_share_ratio=pl.when(is_ratio & has_shares).then(
+                pl.col("value") / (pl.col("long_share") / pl.col("short_share"))
+            ),
+            oi_value=pl.when(pl.col("metric").is_in(OI_METRICS)).then("value"),
+            mark_price_value=pl.when(pl.col("metric") == "mark_price").then("value"),
+            usd_over_coins_x_mark=pl.when(
+                (pl.col("metric") == "oi_usd")
+                & (pl.col("usd_source") == "venue")
+                & pl.col("coins").is_not_null()
+                & pl.col("mark").is_not_null()
+            ).then(pl.col("value") / (pl.col("coins") * pl.col("mark"))),
+            # A venue that splits its OI into long and short sides reports them as shares of the oi_usd row.
+            oi_sides_over_total=pl.when((pl.col("metric") == "oi_usd") & has_shares).then(
+                pl.col("long_share") + pl.col("short_share")
+            ),
+            source_ts_outside_window_s=pl.when(offset_s < low_s)
+            .then(offset_s - low_s)
+            .when(offset_s > high_s)
+            .then(offset_s - high_s)
+            .otherwise(pl.when(offset_s.is_not_null()).then(0.0)),
+            window_low=pl.lit(end) + pl.duration(microseconds=(low_s * 1e6).cast(pl.Int64)),
+            window_high=pl.lit(end) + pl.duration(microseconds=(high_s * 1e6).cast(pl.Int64)),
+        )
+        .drop("coins", "mark", "extract_s")
+    )
+
+
+def raw_row_frame(files: Iterable[tuple[str, str, str, Any]]) -> pl.DataFrame:
+    """One row per parsed row of every raw response: (venue, endpoint, raw_path, row_type, row_key).
+
+    An entry whose rows are a polars (lazy) frame (a vectorised parse, ``normalize.parse_manifests``) has these
+    columns already."""
+    columns = ["venue", "endpoint", "raw_path", "row_type", "row_key"]
+    parts: list[pl.DataFrame] = []
+    records: list[tuple[str, str, str, str, str]] = []
+
+    def flush() -> None:
+        if records:
+            parts.append(pl.DataFrame(records, schema=dict.fromkeys(columns, pl.String), orient="row"))
+            records.clear()
+
+    for venue, endpoint, raw_path, rows in files:
+        if isinstance(rows, (pl.DataFrame, pl.LazyFrame)):
+            flush()  # keep the order of the entries
+            parts.append(rows.lazy().select(columns).collect())
+            continue
+        for row in rows:
+            key = "|".join(str(getattr(row, name)) for name in RAW_KEY_FIELDS if hasattr(row, name))
+            records.append((venue, endpoint, raw_path, type(row).__name__, key))
+    flush()
+    frame = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
+    return frame.with_row_index("row_id")
+
+
+def previous_oi(con: duckdb.DuckDBPyConnection, ts: datetime) -> pl.DataFrame:
+    """Per venue, its latest published interval before ``ts``: (venue, symbol, previous_ts, previous_oi_usd)."""
+    rows = con.execute(
+        """
+        WITH previous AS (
+            SELECT venue, max(ts) AS ts FROM core.fact_positioning WHERE metric = 'oi_usd' AND ts < ? GROUP BY venue
+        )
+        SELECT f.venue, f.symbol, f.ts AS previous_ts, f.value AS previous_oi_usd
+        FROM core.fact_positioning AS f JOIN previous USING (venue, ts)
+        WHERE f.metric = 'oi_usd'
+        """,
+        [naive_utc(ts)],
+    ).fetchall()
+    return pl.DataFrame(
+        rows,
+        schema={
+            "venue": pl.String,
+            "symbol": pl.String,
+            "previous_ts": pl.Datetime("us"),
+            "previous_oi_usd": pl.Float64,
+        },
+        orient="row",
+    )
+
+
+def coverage_frame(
+    manifests: list[Manifest], raw_rows: pl.DataFrame, published: pl.DataFrame, previous: pl.DataFrame
+) -> pl.DataFrame:
+    """One row per venue of this run: expected/present symbols, completeness, total OI USD and its drift.
+
+    Expected = the requested symbols the venue lists (the manifest's ``instruments``); a venue whose extract
+    failed, or whose responses held no rows at all (an empty listing is never legitimate), owes every requested
+    symbol, so its completeness is 0. Present = expected symbols with a published (not quarantined) ``oi_usd`` row.
+    """
+    rows_per_venue = dict(raw_rows.group_by("venue").len().iter_rows()) if raw_rows.height else {}
+    oi = published.filter(pl.col("metric") == "oi_usd").select("venue", "symbol", oi_usd="value")
+    records = []
+    for manifest in sorted(manifests, key=lambda m: m.venue):
+        venue = manifest.venue
+        delivered_nothing = manifest.status == "failed" or not rows_per_venue.get(venue)
+        expected = sorted(manifest.symbols_requested if delivered_nothing else manifest.instruments)
+        if "oi_usd" in manifest.unavailable:
+            expected = []  # a past interval the venue keeps no OI for (or beyond its retention): nothing is owed
+        venue_oi = oi.filter(pl.col("venue") == venue)
+        present = sorted(set(expected) & set(venue_oi["symbol"].to_list()))
+        missing = sorted(set(expected) - set(present))
+        compared = venue_oi.join(previous.filter(pl.col("venue") == venue), on=["venue", "symbol"])
+        previous_total = compared["previous_oi_usd"].sum() if compared.height else None
+        current_total = compared["oi_usd"].sum() if compared.height else None
+        records.append(
+            {
+                "venue": venue,
+                "extract_status": manifest.status,
+                "expected_symbols": len(expected),
+                "present_symbols": len(present),
+                # Nothing expected is nothing missing: a venue that lists none of the requested symbols is complete.
+                "completeness": len(present) / len(expected) if expected else 1.0,
+                "missing_symbols": ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else ""),
+                "oi_usd_total": venue_oi["oi_usd"].sum() if venue_oi.height else None,
+                "previous_ts": compared["previous_ts"].max() if compared.height else None,
+                "compared_symbols": compared.height,
+                "previous_oi_usd_total": previous_total,
+                "oi_usd_change_factor": current_total / previous_total if previous_total else None,
+            }
+        )
+    return pl.DataFrame(records, infer_schema_length=None).with_columns(
+        pl.col("oi_usd_total", "previous_oi_usd_total", "oi_usd_change_factor", "completeness").cast(pl.Float64)
+    )
