@@ -9,13 +9,12 @@ command and benchmarks. Standard library only.
 from positioning.sim.faults import FAULT_KINDS
 from positioning.sim.limits import RATE_LIMITS, Limit
 from positioning.sim.server import VenueSimulator, serve_forever
-from positioning.sim.state import STRIKE_MARKETS, SYMBOLS, UNLISTED, SimState
+from positioning.sim.state import SYMBOLS, UNLISTED, SimState
 from positioning.sim.venues import VENUES, SimVenue
 
 __all__ = [
     "FAULT_KINDS",
     "RATE_LIMITS",
-    "STRIKE_MARKETS",
     "SYMBOLS",
     "UNLISTED",
     "VENUES",

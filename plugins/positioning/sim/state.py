@@ -27,10 +27,9 @@ from functools import lru_cache
 from positioning.sim import venues
 from positioning.sim.common import DAY_MS, HOUR_MS, MINUTE_MS, PERIOD_MS, bucket_start, fmt, period_ms, second
 from positioning.sim.venues.base import Instrument, SimVenue
-from positioning.sim.venues.strike import MARKETS as STRIKE_MARKETS  # re-exported under its historic name
 from positioning.sim.venues.views import VenueViews
 
-__all__ = ["DAY_MS", "HOUR_MS", "MINUTE_MS", "PERIOD_MS", "STRIKE_MARKETS", "SYMBOLS", "TOP50", "UNLISTED",
+__all__ = ["DAY_MS", "HOUR_MS", "MINUTE_MS", "PERIOD_MS", "SYMBOLS", "TOP50", "UNLISTED",
            "Instrument", "SimState", "bucket_start", "fmt", "period_ms"]  # fmt: skip
 
 # The product's bundled top-50 (positioning/data/top50.txt), then a dozen more so the universe is wider.
