@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from positioning import VENUES, registry
-from positioning.ingest.bulk import run_fill, window_for
+from positioning.backfill import run_fill, window_for
 from positioning.periods import PERIOD_MS
 from positioning.sim import VenueSimulator
 from positioning.symbols import default_symbols

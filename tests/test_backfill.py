@@ -15,7 +15,7 @@ import duckdb
 import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import VENUES
-from positioning.ingest.bulk import BulkInterrupted, run_fill, window_for
+from positioning.backfill import BulkInterrupted, run_fill, window_for
 from positioning.ingest.extract import extract_venue
 from positioning.ingest.http import RateLimit, RetryPolicy
 from positioning.ingest.manifests import Manifest

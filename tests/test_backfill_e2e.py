@@ -52,7 +52,7 @@ def facts(path: Path, ends: list[datetime]) -> list[tuple]:
 
 
 def test_airflow_backfill_create_equals_the_bulk_fill(tmp_path):
-    from positioning.ingest.bulk import run_fill, window_for
+    from positioning.backfill import run_fill, window_for
     from positioning.sim import VenueSimulator
 
     home, data = tmp_path / "airflow", tmp_path / "data"

@@ -274,8 +274,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     """Bulk history fill (positioning.ingest.bulk): resumable; exit 1 if a chunk failed or an interval was blocked,
     2 for bad input (one line saying what to do; nothing reaches the warehouse)."""
     from positioning import connections
+    from positioning.backfill import run_fill
     from positioning.config import data_dir
-    from positioning.ingest.bulk import FillInputError, run_fill, validated
+    from positioning.ingest.bulk import FillInputError, validated
     from positioning.symbols import split_symbols
 
     try:

@@ -55,6 +55,7 @@ The sortBy orders are views ``marts.snapshot_<sortBy>`` over the latest interval
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -130,12 +131,22 @@ def render(sql: str, context: dict[str, Any]) -> str:
     return environment.from_string(sql).render(**context)
 
 
+@functools.lru_cache(maxsize=64)
+def _rendered(path: Path, mtime_ns: int, size: int, venues: tuple[int, ...]) -> str:
+    """One model rendered for one state of the registry; a run refreshes the marts many times with the same
+    files and venues, and rendering costs more than the step itself on a small warehouse."""
+    return render(path.read_text(encoding="utf-8"), template_context())
+
+
 def load_models(directory: Path | None = None) -> list[Model]:
+    from positioning import registry
+
     directory = directory or sql_dir() / "models"
-    context = template_context()
+    venues = tuple(id(spec) for spec in registry.specs())
     models = []
     for path in sorted(directory.glob("*.sql")):
-        sql = render(path.read_text(encoding="utf-8"), context)
+        stat = path.stat()
+        sql = _rendered(path, stat.st_mtime_ns, stat.st_size, venues)
         match = _MODEL_HEADER.search(sql)
         if not match:
             raise ValueError(f"{path}: the first lines must name the target table ('-- model: marts.x')")
