@@ -507,7 +507,7 @@ def dump(path: Path) -> dict[str, list[tuple]]:
     tables = {}
     with duckdb.connect(str(path), read_only=True) as con:
         for model in marts.load_models():
-            keys = [c for c in ("ts", "symbol", "venue") if c in dict(marts._columns(con, model.target))]
+            keys = [c for c in ("ts", "symbol", "venue") if c in dict(marts.relation_columns(con, model.target))]
             tables[model.target] = con.execute(f"SELECT * FROM {model.target} ORDER BY {', '.join(keys)}").fetchall()
     return tables
 
@@ -594,14 +594,14 @@ def test_lookback_scope_rewrites_the_window_after_a_backfill_and_nothing_beyond(
             [START, hours],
         )
         backfilled = START + timedelta(days=3, hours=5)
-        marts._request(con, [backfilled])
-        marts._scope(con, 30 * 24, everything=False)
+        marts.request_intervals(con, [backfilled])
+        marts.scope_intervals(con, 30 * 24, everything=False)
         touched = [row[0] for row in con.execute("SELECT ts FROM _touched_intervals ORDER BY ts").fetchall()]
         present = [START + h * HOUR for h in range(hours) if h % 24 != 7]
         assert touched == [backfilled] + [ts for ts in present if backfilled < ts <= backfilled + timedelta(days=30)]
         ranges = con.execute("SELECT lo, hi FROM _lookback_ranges").fetchall()
         assert ranges == [(backfilled - timedelta(days=30), touched[-1])]
-        marts._scope(con, 0, everything=False)
+        marts.scope_intervals(con, 0, everything=False)
         assert con.execute("SELECT ts FROM _touched_intervals").fetchall() == [(backfilled,)]
 
 

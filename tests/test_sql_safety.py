@@ -38,7 +38,9 @@ ALLOWED: dict[tuple[str, str], dict[str, str]] = {
     ("marts.py", "_write_settings"): {
         "columns": "'?::DOUBLE AS <name>' for the field names of the settings dataclasses; values are bound"
     },
-    ("marts.py", "_columns"): {"relation_sql": "a model's SQL from include/sql or marts.<table> from the catalog"},
+    ("marts.py", "relation_columns"): {
+        "relation_sql": "a model's SQL from include/sql or marts.<table> from the catalog"
+    },
     ("marts.py", "refresh"): {
         "schema": "the schema part of a model target (file name in include/sql/models)",
         "model.target": "the target named by a model file in include/sql/models",

@@ -173,7 +173,7 @@ def _write_settings(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE _settings AS SELECT {columns}", list(values.values()))
 
 
-def _request(con: duckdb.DuckDBPyConnection, intervals: Iterable[datetime] | None) -> None:
+def request_intervals(con: duckdb.DuckDBPyConnection, intervals: Iterable[datetime] | None) -> None:
     """``_requested_intervals(ts)``: what the caller asked to rebuild (None = every interval in core)."""
     if intervals is None:
         con.execute(
@@ -186,7 +186,7 @@ def _request(con: duckdb.DuckDBPyConnection, intervals: Iterable[datetime] | Non
         )
 
 
-def _scope(con: duckdb.DuckDBPyConnection, lookback_hours: int, *, everything: bool) -> None:
+def scope_intervals(con: duckdb.DuckDBPyConnection, lookback_hours: int, *, everything: bool) -> None:
     """``_touched_intervals`` and ``_lookback_ranges`` for one model (see the module docstring)."""
     if everything:
         con.execute("CREATE OR REPLACE TEMP TABLE _touched_intervals AS SELECT DISTINCT ts FROM core.fact_positioning")
@@ -228,7 +228,7 @@ def _scope(con: duckdb.DuckDBPyConnection, lookback_hours: int, *, everything: b
     )
 
 
-def _columns(con: duckdb.DuckDBPyConnection, relation_sql: str) -> list[tuple[str, str]]:
+def relation_columns(con: duckdb.DuckDBPyConnection, relation_sql: str) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in con.execute(f"DESCRIBE {relation_sql}").fetchall()]
 
 
@@ -253,21 +253,21 @@ def refresh(
     Returns the rows written per model (window models include the later intervals they had to rewrite).
     """
     _write_settings(con)
-    _request(con, intervals)
+    request_intervals(con, intervals)
     everything = intervals is None
     written: dict[str, int] = {}
     for model in load_models():
         schema, table = model.target.split(".")
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         exists = _table_exists(con, schema, table)
-        _scope(con, model.lookback_hours, everything=everything or not exists)
-        wanted = _columns(con, f"({model.sql})")
-        if exists and _columns(con, model.target) != wanted:
+        scope_intervals(con, model.lookback_hours, everything=everything or not exists)
+        wanted = relation_columns(con, f"({model.sql})")
+        if exists and relation_columns(con, model.target) != wanted:
             if log:
                 log(f"{model.target}: columns changed with this release; rebuilding it over every interval")
             con.execute(f"DROP TABLE {model.target}")
             exists = False
-            _scope(con, model.lookback_hours, everything=True)
+            scope_intervals(con, model.lookback_hours, everything=True)
         if not exists:
             # Plain DDL, not "CREATE TABLE AS SELECT ... WHERE false": with DuckDB 2.0.0 a table created that way
             # and then bulk-inserted in the same transaction keeps empty zone maps, and filtered reads of it
@@ -345,7 +345,7 @@ def export_marts(con: duckdb.DuckDBPyConnection, exports: Path) -> dict[str, str
     directory = exports / "marts"
     written = {}
     for table in mart_tables(con):
-        keys = [name for name, _ in _columns(con, f"marts.{table}") if name in ("ts", "symbol", "venue")]
+        keys = [name for name, _ in relation_columns(con, f"marts.{table}") if name in ("ts", "symbol", "venue")]
 
         def write(path: Path, table: str = table, keys: list[str] = keys) -> None:
             target = str(path).replace("'", "''")  # COPY takes no parameter for its path
