@@ -230,6 +230,23 @@ def test_binance_exchange_info_1_7_filters_perpetual_usdt():
     ]
 
 
+def test_binance_exchange_info_without_contract_type_does_not_fail_the_listing():
+    """Older exchangeInfo payloads have no contractType: the deliveryDate marker (§1.7) or the delivery suffix
+    decides, and the listing still parses."""
+    payload = doc(BINANCE_EXCHANGE_INFO)
+    blz = {key: value for key, value in payload["symbols"][0].items() if key != "contractType"}
+    payload["symbols"] = [
+        {**blz, "deliveryDate": 4133404800000},
+        {**blz, "symbol": "ETHUSDT", "baseAsset": "ETH", "deliveryDate": 1774598400000},
+        {**{k: v for k, v in blz.items() if k != "deliveryDate"}, "symbol": "SOLUSDT", "baseAsset": "SOL"},
+        {**{k: v for k, v in blz.items() if k != "deliveryDate"}, "symbol": "BTCUSDT_250328", "baseAsset": "BTC"},
+    ]
+    assert [(row.symbol, row.instrument) for row in binance.parse_exchange_info(payload)] == [
+        ("BLZ", "BLZUSDT"),
+        ("SOL", "SOLUSDT"),
+    ]
+
+
 # ============================================================================================== OKX §2
 
 
@@ -371,6 +388,15 @@ def test_okx_instruments_symbol_from_uly_or_inst_id_and_state():
     assert [(row.symbol, row.instrument, row.contract_value, row.tradable) for row in rows] == [
         ("ETH", "ETH-USDT-SWAP", 0.1, False),
         ("SOL", "SOL-USDT-SWAP", 0.01, True),
+    ]
+
+
+def test_okx_instruments_ignore_unknown_fields_of_any_type():
+    """Live instruments carry numbers, booleans and lists among their fields (instIdCode, futureSettlement...)."""
+    entry = {**doc(OKX_SWAP_INSTRUMENT), "instIdCode": 10001, "futureSettlement": False, "tradeQuoteCcyList": ["USDT"]}
+    entry["auctionEndTime"], entry["openType"] = None, {"kind": "fix_price"}
+    assert okx.parse_instruments(okx_envelope([entry])) == [
+        Instrument("okx", "BTC", "BTC-USDT-SWAP", 0.01, "USDT", "live", True)
     ]
 
 

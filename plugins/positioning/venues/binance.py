@@ -106,11 +106,23 @@ def _rows(payload: Any, endpoint: str) -> list[Any]:
     raise ParseError(VENUE, endpoint, f"expected a JSON array or object, got {type(payload).__name__}")
 
 
+def _contract_type(entry: Any, endpoint: str) -> str:
+    """``contractType``, or what a missing one must have been (see :func:`parse_exchange_info`)."""
+    if isinstance(entry, dict) and "contractType" not in entry:
+        delivery = entry.get("deliveryDate")
+        if delivery is not None:
+            return "PERPETUAL" if str(delivery) == str(PERPETUAL_DELIVERY_DATE) else "DELIVERY"
+        return "DELIVERY" if "_" in str(field(entry, "symbol", VENUE, endpoint)) else "PERPETUAL"
+    return str(field(entry, "contractType", VENUE, endpoint))
+
+
 def parse_exchange_info(payload: Any, params: Mapping[str, Any] | None = None) -> list[Instrument]:
     """USDT-margined perpetuals (``contractType == "PERPETUAL"``, quote USDT), trading or not.
 
     ``TRADIFI_PERPETUAL`` (tokenised equities) and delivery contracts are left out; ``tradable`` is
-    ``status == "TRADING"``.
+    ``status == "TRADING"``. An entry without ``contractType`` (older exchangeInfo payloads) does not fail the
+    listing: it is a perpetual when its ``deliveryDate`` is the perpetual marker (§1.7) or, without one, when its
+    symbol has no ``_YYMMDD`` delivery suffix (the only form delivery contracts take).
     """
     endpoint = EXCHANGE_INFO.name
     symbols = field(payload, "symbols", VENUE, endpoint)
@@ -118,7 +130,7 @@ def parse_exchange_info(payload: Any, params: Mapping[str, Any] | None = None) -
         raise ParseError(VENUE, endpoint, "expected a list", field="symbols")
     result = []
     for entry in symbols:
-        if field(entry, "contractType", VENUE, endpoint) != "PERPETUAL":
+        if _contract_type(entry, endpoint) != "PERPETUAL":
             continue
         if field(entry, "quoteAsset", VENUE, endpoint) != "USDT":
             continue
