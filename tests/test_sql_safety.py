@@ -27,13 +27,11 @@ SQL_METHODS = {"execute", "executemany", "sql", "query"}
 
 # (file, function) -> {interpolated expression: why it is a code constant}
 ALLOWED: dict[tuple[str, str], dict[str, str]] = {
-    ("load.py", "insert_frame"): {
-        "table": "callers pass literal table names (core.fact_positioning, ops.<tuple literal>)",
-        "select": "a literal column list from the caller, default '*'",
+    ("connection.py", "insert_frame"): {
+        "table": "callers pass literal table names (core.fact_positioning, ops.<literal>, quality.<literal>)"
     },
     ("load.py", "replace_ops"): {"table": "a key of StagedInterval.ops(), a dict literal of ops table names"},
     ("bulk_load.py", "_write_run_log"): {"table": "from the tuple literal ('extract_runs', 'extract_failures', ...)"},
-    ("records.py", "_insert"): {"table": "callers pass literal quality.* table names"},
     ("report.py", "summary_from_warehouse"): {"where": "composed of literal fragments ('ts = ?', ' AND run_id = ?')"},
     ("marts.py", "_write_settings"): {
         "columns": "'?::DOUBLE AS <name>' for the field names of the settings dataclasses; values are bound"

@@ -49,7 +49,13 @@ from positioning.ingest.manifests import Manifest, ManifestStore, RequestRecord
 from positioning.ingest.raw import RawLander, interval_stamp
 from positioning.periods import DEFAULT_PERIOD, PeriodError, validate_period
 from positioning.symbols import SymbolError, normalise_symbols
-from positioning.venues.base import RETENTION_MARGIN, HistorySeries, freshness_tolerance, map_listed, venue_clock
+from positioning.venues.base import (
+    RETENTION_MARGIN,
+    ExtractRequest,
+    HistorySeries,
+    fetch_listing,
+    freshness_tolerance,
+)
 
 HOUR = timedelta(hours=1)
 MAX_DAYS = 3660
@@ -241,16 +247,13 @@ async def _fetch_venue(
                 report.chunks_skipped += 1
             else:
                 started = datetime.now(UTC)
-                response = await client.get(spec.listing.endpoint, spec.listing.params)
-                instruments, skipped, fatal = {}, {}, None
-                if response.ok:
-                    parsed = spec.listing.parse(response.payload)
-                    instruments, skipped = map_listed(venue, parsed, plan.symbols)
-                else:
-                    fatal = f"{venue} {spec.listing.endpoint.name} failed: {response.error}"
+                # The same first step as every extract plan: listing, symbol mapping, the venue's clock.
+                request = ExtractRequest(plan.symbols, plan.period, plan.first_end - HOUR, plan.last_end)
+                found, _, response = await fetch_listing(client, venue, spec.listing, request)
+                fatal = found.fatal
                 listing = chunk_manifest(
-                    plan, venue, "listing", attempt, instruments, skipped, [response], started,
-                    venue_clock(response), fatal,
+                    plan, venue, "listing", attempt, found.instruments, found.skipped, [response], started,
+                    found.as_of, fatal,
                 )  # fmt: skip
                 if fatal:
                     report.failed_chunks.append(f"{venue}/listing: {fatal}")

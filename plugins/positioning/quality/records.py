@@ -23,6 +23,7 @@ from positioning.quality.config import SUITE_FACT_ROWS, SUITE_RAW_ROWS, SUITE_VE
 from positioning.quality.frames import naive_utc
 from positioning.quality.gx import exception_message, result_rows
 from positioning.quality.report import GateReport, format_value
+from positioning.warehouse.connection import insert_frame
 
 QUARANTINE_COLUMNS = [
     "venue",
@@ -224,25 +225,16 @@ def docs_page(docs_dir: Path | None, suite: str, run_name: str) -> str | None:
     return str(pages[-1]) if pages else str(docs_dir / "index.html")
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
-    if frame.height:
-        con.register("_quality_rows", frame)
-        try:
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _quality_rows")
-        finally:
-            con.unregister("_quality_rows")
-
-
 def write_records(con: duckdb.DuckDBPyConnection, report: GateReport, *, quarantine: bool) -> None:
     """Replace this run's validation records for the interval (and, when publishing, the interval's quarantine).
     Runs inside the caller's transaction."""
     con.execute("DELETE FROM quality.expectation_results WHERE ts = ? AND run_id = ?", [report.ts, report.run_id])
     con.execute("DELETE FROM quality.validation_runs WHERE ts = ? AND run_id = ?", [report.ts, report.run_id])
-    _insert(con, "quality.validation_runs", report.validation_runs)
-    _insert(con, "quality.expectation_results", report.expectation_results)
+    insert_frame(con, "quality.validation_runs", report.validation_runs)
+    insert_frame(con, "quality.expectation_results", report.expectation_results)
     if quarantine:
         con.execute("DELETE FROM quality.quarantine WHERE ts = ?", [report.ts])
-        _insert(con, "quality.quarantine", report.quarantine.drop("row_id"))
+        insert_frame(con, "quality.quarantine", report.quarantine.drop("row_id"))
 
 
 def record_blocked(con: duckdb.DuckDBPyConnection, report: GateReport) -> None:

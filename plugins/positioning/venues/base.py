@@ -189,7 +189,9 @@ class AscendingCursor:
     limit_param: str = "limit"
     ts_field: str = "timestamp"
 
-    async def pages(self, client, endpoint, params, symbol, start_ms, end_ms):
+    async def pages(
+        self, client: VenueClient, endpoint: Endpoint, params: dict[str, Any], symbol: str, start_ms: int, end_ms: int
+    ) -> list[FetchResult]:
         results, cursor = [], start_ms
         for _ in range(MAX_PAGES):
             query = {**params, self.start_param: cursor, self.end_param: end_ms, self.limit_param: self.limit}
@@ -212,7 +214,9 @@ class DescendingWindow:
     begin_param: str = "begin"
     end_param: str = "end"
 
-    async def pages(self, client, endpoint, params, symbol, start_ms, end_ms):
+    async def pages(
+        self, client: VenueClient, endpoint: Endpoint, params: dict[str, Any], symbol: str, start_ms: int, end_ms: int
+    ) -> list[FetchResult]:
         results, end = [], end_ms
         for _ in range(MAX_PAGES):
             query = {**params, self.begin_param: start_ms, self.end_param: end}

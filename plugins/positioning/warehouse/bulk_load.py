@@ -28,18 +28,25 @@ from positioning.ingest.bulk import BulkInterrupted, BulkPlan, first_fetchable_e
 from positioning.ingest.manifests import Manifest, ManifestStore
 from positioning.periods import LONGEST_PERIOD_MS
 from positioning.venues.base import unavailable_kind
+from positioning.warehouse.connection import insert_frame
 from positioning.warehouse.load import (
     PARSE_ERROR_SCHEMA,
     SKIPPED_SCHEMA,
     UNAVAILABLE_SCHEMA,
     StagedInterval,
     audit_and_publish,
-    insert_frame,
     ops_frames,
     replace_ops,
     upsert_instruments,
 )
-from positioning.warehouse.normalize import ParsedRows, bucket_facts, instrument_rows, parse_manifests, symbol_map
+from positioning.warehouse.normalize import (
+    ParsedRows,
+    bucket_facts,
+    empty_facts,
+    instrument_rows,
+    parse_manifests,
+    symbol_map,
+)
 
 HOUR = timedelta(hours=1)
 HOUR_MS = 3_600_000
@@ -189,8 +196,6 @@ def stage_interval(
 ) -> tuple[StagedInterval, list[Manifest]]:
     """What ``positioning.warehouse.load.stage`` gives for one interval, from the bulk frames; and one manifest
     per venue (what the gate's coverage check reads)."""
-    from positioning.warehouse.normalize import empty_facts
-
     ts = _naive(end)
     now = _naive(datetime.now(UTC))
     interval = facts.filter(pl.col("end_ms") == end_ms).drop("end_ms") if facts is not None else empty_facts()

@@ -13,10 +13,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from positioning.config import sql_dir, warehouse_path
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # How long a writer waits for another process to release the file (POSITIONING_WAREHOUSE_LOCK_WAIT).
 LOCK_WAIT_SECONDS = float(os.environ.get("POSITIONING_WAREHOUSE_LOCK_WAIT", "120"))
@@ -119,3 +123,14 @@ def reader(path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
     finally:
         con.close()
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """Append a polars frame to ``table`` by column name (nothing for an empty frame), inside the caller's
+    transaction. ``table`` is always a literal of the caller's (core.*, ops.*, quality.*)."""
+    if frame.height:
+        con.register("_frame_rows", frame)
+        try:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame_rows")
+        finally:
+            con.unregister("_frame_rows")

@@ -42,6 +42,7 @@ from positioning.quality import (
     write_records,
 )
 from positioning.venues.base import unavailable_kind
+from positioning.warehouse.connection import insert_frame
 from positioning.warehouse.normalize import build_facts, instrument_rows, parse_manifests
 
 UNAVAILABLE_SCHEMA = {
@@ -185,15 +186,6 @@ def stage(manifests: list[Manifest], interval_end: datetime, run_id: str) -> Sta
         raw_rows=raw_row_frame(parsed.files),
         **ops_frames(manifests, ts),
     )
-
-
-def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, select: str = "*") -> None:
-    if frame.height:
-        con.register("_staged", frame)
-        try:
-            con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM _staged")
-        finally:
-            con.unregister("_staged")
 
 
 def upsert_instruments(con: duckdb.DuckDBPyConnection, instruments: pl.DataFrame) -> None:
