@@ -417,7 +417,8 @@ def test_dag_runs_with_a_token_alert_once_and_leak_the_token_nowhere(
     # The same interval once more, now blocked by the quality gate: an operational alert, and the run still fails
     # (the alert task is a teardown: it runs after a failure and does not turn the run green).
     sim.clear_faults()
-    sim.add_fault("binance", kind="duplicate_rows")  # every Binance response repeats its rows: the gate blocks
+    for venue in ("binance", "okx", "bitget", "strike"):  # every venue answers with no rows: the gate blocks
+        sim.add_fault(venue, kind="empty_data")
     blocked = positioning_dag.test(logical_date=INTERVAL_END, run_conf=conf)
     states = {ti.task_id: ti.state for ti in blocked.get_task_instances()}
     assert states["load"] == "failed" and states["build_marts"] == "upstream_failed"

@@ -7,6 +7,7 @@ import json
 import duckdb
 import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
+from positioning.sim.venues.bitget import HUNDREDTH_RATIO_SYMBOLS
 
 SYMBOLS = ["btc", "ETH", "SOL", "HYPE", "MKR", "PEPE", "ORDI"]  # lower case on purpose: normalised
 HOUR_MS = 3_600_000
@@ -38,10 +39,15 @@ def expected_row(state, symbol: str) -> dict:
     oi = {
         venue: state.open_interest(venue, symbol, now)["usd"] if symbol in listed[venue] else None for venue in listed
     }
-    marks = [state.mark_price(venue, symbol, now) for venue in listed if symbol in listed[venue]]
+    marks = [state.coin_mark_price(venue, symbol, now) for venue in listed if symbol in listed[venue]]
 
     def ratio(venue, metric, period="1h"):
-        return state.ratio(venue, metric, symbol, period, bucket)["ratio"] if symbol in listed[venue] else None
+        if symbol not in listed[venue]:
+            return None
+        served = state.ratio(venue, metric, symbol, period, bucket)
+        if venue == "bitget" and metric == "account-long-short" and symbol in HUNDREDTH_RATIO_SYMBOLS:
+            return served["long_share"] / served["short_share"]  # sent on a x0.01 scale: its shares' quotient
+        return served["ratio"]
 
     top = ratio("binance", "topLongShortPositionRatio")
     glob = ratio("binance", "globalLongShortAccountRatio")

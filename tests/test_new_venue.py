@@ -135,7 +135,9 @@ def fifth(monkeypatch):
     registry.register(SPEC)
     sim_venues.register(FifthVenue())
     try:
-        with VenueSimulator(host="127.0.0.1", port=0, seed=7, now_ms=SIM_NOW_MS) as simulator:
+        with VenueSimulator(
+            host="127.0.0.1", port=0, seed=7, now_ms=SIM_NOW_MS, bitget_account_ratio="quotient"
+        ) as simulator:
             for venue in registry.names():
                 monkeypatch.setenv(f"AIRFLOW_CONN_POSITIONING_{venue.upper()}", simulator.base_url)
             yield simulator

@@ -69,7 +69,12 @@ def test_binance_exchange_info_lists_perps_settling_and_delivery(client, sim):
         for s in body["symbols"]
         if s["contractType"] == "PERPETUAL" and s["status"] == "TRADING" and s["quoteAsset"] == "USDT"
     }
-    assert tradable == sim.state.listed("binance")
+    # PEPE, SHIB and BONK are listed in thousands (base asset 1000PEPE), as on the real venue; 1INCH is an asset.
+    multiplied = {f"1000{base}": base for base in ("PEPE", "SHIB", "BONK")}
+    assert {multiplied.get(base, base): symbol for base, symbol in tradable.items()} == sim.state.listed("binance")
+    assert tradable["1000PEPE"] == "1000PEPEUSDT" and "PEPE" not in tradable and tradable["1INCH"] == "1INCHUSDT"
+    quotes = {s["quoteAsset"] for s in body["symbols"]}
+    assert {"USDT", "USDC", "BTC"} <= quotes and "1000PEPEUSDC" in by_symbol and len(body["symbols"]) > 250
     assert "MKR" not in tradable and "KAS" not in tradable
 
 

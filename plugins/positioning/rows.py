@@ -32,6 +32,9 @@ class Instrument:
     quote: str  # USDT, USD
     status: str  # venue's own listing state, verbatim
     tradable: bool  # the state means "trading now"
+    # Coins of the asset per unit the venue quotes in: 1000 for Binance ``1000PEPEUSDT`` (base ``1000PEPE``),
+    # whose OI counts thousands of PEPE and whose mark price is per thousand. 1 for everything else.
+    multiplier: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,15 @@ CATALOGUE: tuple[CheckSpec, ...] = (
     CheckSpec("ratio_matches_shares", FACTS, QUARANTINE, BETWEEN, "ratio_over_share_ratio",
               "ratio = long share / short share within {ratio_vs_shares_tolerance:.0%}",
               low="1-ratio_vs_shares_tolerance", high="1+ratio_vs_shares_tolerance"),
+    # A ratio x0.01 (or x100) against its own shares is published as the shares' quotient: recorded, not lost.
+    CheckSpec("ratio_on_shares_scale", FACTS, WARNING, BETWEEN, "published_over_venue_ratio",
+              "the venue's ratio is on its shares' scale (one that equals long share / short share only after a "
+              "factor of 100 is published as that quotient; the factor is the observed value)",
+              low="1-ratio_vs_shares_tolerance", high="1+ratio_vs_shares_tolerance"),
+    # Two different rows under one key in one response: which is right is unknowable, so the facts of that
+    # venue's instrument (that metric, for a ratio) are withheld; every other row publishes.
+    CheckSpec("raw_rows_agree", FACTS, QUARANTINE, BETWEEN, "raw_key_versions",
+              "a venue response that repeats a row key repeats the same values", low=1, high=1),
     CheckSpec("oi_positive", FACTS, QUARANTINE, BETWEEN, "oi_value",
               "open interest (contracts, coins, USD) > 0",
               low=0, strict_min=True),
@@ -110,9 +119,11 @@ CATALOGUE: tuple[CheckSpec, ...] = (
     CheckSpec("fact_grain_unique", FACTS, BLOCK, UNIQUE, ("venue", "symbol", "metric", "period"),
               "one staged row per (venue, symbol, metric, period)"),
     # positioning.raw_rows: one row per parsed row of every response, before de-duplication. The normaliser
-    # keeps the latest row per key, so a venue repeating its rows would otherwise collapse silently.
-    CheckSpec("raw_rows_unique", RAW, BLOCK, UNIQUE, ("raw_path", "row_type", "row_key"),
-              "no venue response carries the same row key twice"),
+    # keeps one row per key, so a venue repeating its rows is recorded here rather than collapsed silently; an
+    # exact repeat (venues' documented examples do repeat rows) loses nothing, so it is a warning. A repeat with
+    # other values is raw_rows_agree's (the facts suite).
+    CheckSpec("raw_rows_unique", RAW, WARNING, UNIQUE, ("raw_path", "row_type", "row_key", "row_values"),
+              "no venue response repeats a row (an exact repeat is collapsed into one)"),
     # positioning.venue_coverage: one row per venue of the run.
     CheckSpec("venue_completeness", COVERAGE, WARNING, BETWEEN, "completeness",
               "each venue delivered OI for at least {completeness_floor:.0%} of its expected symbols",

@@ -52,10 +52,20 @@ class Window:
     current_tolerance: timedelta
 
 
-def audit_frame(facts: pl.DataFrame, window: Window, extract_seconds: dict[str, float]) -> pl.DataFrame:
-    """The staged facts with ``row_id`` and one derived column per row check (null where it does not apply)."""
+def audit_frame(
+    facts: pl.DataFrame, window: Window, extract_seconds: dict[str, float], raw_rows: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """The staged facts with ``row_id`` and one derived column per row check (null where it does not apply).
+
+    ``raw_rows`` (:func:`raw_row_frame`): the responses the facts were parsed from, for ``raw_key_versions``."""
     start, end = naive_utc(window.start), naive_utc(window.end)
     frame = facts.with_row_index("row_id").with_columns(pl.col("row_id").cast(pl.Int64))
+    versions = (
+        raw_key_versions(raw_rows, frame)
+        if raw_rows is not None and raw_rows.height
+        else pl.DataFrame(schema={"row_id": pl.Int64, "raw_key_versions": pl.Int64})
+    )
+    frame = frame.join(versions, on="row_id", how="left")
     # OI USD vs coins x mark compares figures of the same venue and symbol; a non-positive or non-finite input
     # fails its own check, so it is left out here rather than failing this one too.
     same_venue = (
@@ -95,6 +105,11 @@ def audit_frame(facts: pl.DataFrame, window: Window, extract_seconds: dict[str, 
             ratio_over_share_ratio=pl.when(is_ratio & has_shares).then(
                 pl.col("value") / (pl.col("long_share") / pl.col("short_share"))
             ),
+            # 1 where the venue's ratio is published as sent; 100 where it came on a x0.01 scale (the shares'
+            # quotient is published instead: positioning.warehouse.ratios).
+            published_over_venue_ratio=pl.when(is_ratio & pl.col("venue_ratio").is_not_null()).then(
+                pl.col("value") / pl.col("venue_ratio")
+            ),
             oi_value=pl.when(pl.col("metric").is_in(OI_METRICS)).then("value"),
             mark_price_value=pl.when(pl.col("metric") == "mark_price").then("value"),
             usd_over_coins_x_mark=pl.when(
@@ -119,18 +134,30 @@ def audit_frame(facts: pl.DataFrame, window: Window, extract_seconds: dict[str, 
     )
 
 
+RAW_ROW_SCHEMA = {
+    "venue": pl.String,
+    "endpoint": pl.String,
+    "raw_path": pl.String,
+    "row_type": pl.String,
+    "row_key": pl.String,
+    "row_subject": pl.String,  # the instrument (or base coin) the row is about
+    "row_metric": pl.String,  # its ratio metric, null for other rows
+    "row_values": pl.UInt64,  # a fingerprint of every field: equal rows, equal fingerprints (within one run)
+}
+
+
 def raw_row_frame(files: Iterable[tuple[str, str, str, Any]]) -> pl.DataFrame:
-    """One row per parsed row of every raw response: (venue, endpoint, raw_path, row_type, row_key).
+    """One row per parsed row of every raw response (:data:`RAW_ROW_SCHEMA`).
 
     An entry whose rows are a polars (lazy) frame (a vectorised parse, ``normalize.parse_manifests``) has these
     columns already."""
-    columns = ["venue", "endpoint", "raw_path", "row_type", "row_key"]
+    columns = list(RAW_ROW_SCHEMA)
     parts: list[pl.DataFrame] = []
-    records: list[tuple[str, str, str, str, str]] = []
+    records: list[tuple[Any, ...]] = []
 
     def flush() -> None:
         if records:
-            parts.append(pl.DataFrame(records, schema=dict.fromkeys(columns, pl.String), orient="row"))
+            parts.append(pl.DataFrame(records, schema=RAW_ROW_SCHEMA, orient="row"))
             records.clear()
 
     for venue, endpoint, raw_path, rows in files:
@@ -138,12 +165,52 @@ def raw_row_frame(files: Iterable[tuple[str, str, str, Any]]) -> pl.DataFrame:
             flush()  # keep the order of the entries
             parts.append(rows.lazy().select(columns).collect())
             continue
-        for row in rows:
+        for row, fingerprint in zip(rows, _fingerprints(rows), strict=True):
             key = "|".join(str(getattr(row, name)) for name in RAW_KEY_FIELDS if hasattr(row, name))
-            records.append((venue, endpoint, raw_path, type(row).__name__, key))
+            subject = getattr(row, "instrument", None) or getattr(row, "key", None)
+            records.append((venue, endpoint, raw_path, type(row).__name__, key, subject,
+                            getattr(row, "metric", None), fingerprint))  # fmt: skip
     flush()
-    frame = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
+    frame = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=RAW_ROW_SCHEMA)
     return frame.with_row_index("row_id")
+
+
+def _fingerprints(rows: list[Any]) -> list[int]:
+    """The ``row_values`` of parsed rows: the hash of their fields as a frame row, as the vectorised parse computes
+    it (``normalize.parse_manifests``), so both parses of one response agree."""
+    from positioning.warehouse.normalize import rows_frame
+
+    result = [0] * len(rows)
+    positions: dict[type, list[int]] = {}
+    for position, row in enumerate(rows):
+        positions.setdefault(type(row), []).append(position)
+    for row_type, indices in positions.items():
+        frame = rows_frame([rows[i] for i in indices], row_type)
+        for i, fingerprint in zip(indices, frame.select(pl.struct(frame.columns).hash()).to_series(), strict=True):
+            result[i] = fingerprint
+    return result
+
+
+def raw_key_versions(raw_rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
+    """(row_id of ``facts``, raw_key_versions): for each fact built from a row key that one response repeats with
+    different values, how many different versions it sent (2 or more). Facts of the venue's instrument (or base
+    coin) are affected, only the repeated metric's where the row is a ratio."""
+    conflicts = (
+        raw_rows.group_by("venue", "raw_path", "row_type", "row_key", "row_subject", "row_metric")
+        .agg(versions=pl.col("row_values").n_unique())
+        .filter(pl.col("versions") > 1)
+        .group_by("venue", "row_subject", "row_metric")
+        .agg(pl.col("versions").max())
+    )
+    if conflicts.is_empty():
+        return pl.DataFrame(schema={"row_id": pl.Int64, "raw_key_versions": pl.Int64})
+    matched = [
+        facts.select("row_id", "venue", "metric", subject=pl.col(column))
+        .join(conflicts, left_on=["venue", "subject"], right_on=["venue", "row_subject"])
+        .filter(pl.col("row_metric").is_null() | (pl.col("row_metric") == pl.col("metric")))
+        for column in ("instrument", "symbol")
+    ]
+    return pl.concat(matched).group_by("row_id").agg(raw_key_versions=pl.col("versions").max().cast(pl.Int64))
 
 
 def previous_oi(con: duckdb.DuckDBPyConnection, ts: datetime) -> pl.DataFrame:

@@ -2,7 +2,8 @@
 
 1. ``positioning.fact_rows`` on the audit frame: a row failing a row check is quarantined, the interval's other
    rows still publish; a failing batch check (or an expectation that could not be evaluated) blocks.
-2. ``positioning.raw_rows``: a response repeating a row key blocks.
+2. ``positioning.raw_rows``: a response repeating a row exactly is a warning (the repeat is collapsed); one that
+   repeats a key with other values quarantines the facts of that key (``raw_rows_agree``, in step 1).
 3. ``positioning.venue_coverage`` on what would publish: completeness and drift are warnings, every venue below
    the completeness floor blocks.
 
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from positioning.quality.checks import BLOCK, Check, checks
+from positioning import registry
+from positioning.quality.checks import BLOCK, WARNING, Check, checks
 from positioning.quality.config import SUITE_FACT_ROWS, SUITE_RAW_ROWS, SUITE_VENUE_COVERAGE, SUITES, QualityConfig
 from positioning.quality.frames import Window, audit_frame, coverage_frame, naive_utc
 from positioning.quality.gx import GxSession, exception_message, failed_indices, pandas_frame, result_rows
@@ -61,7 +63,7 @@ def audit(
     run_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{window.end.strftime('%Y%m%dT%H%M%SZ')}__{run_id}")
     extract_seconds = {m.venue: m.extract_seconds for m in manifests}
 
-    facts = audit_frame(staged.facts, window, extract_seconds)
+    facts = audit_frame(staged.facts, window, extract_seconds, staged.raw_rows)
     fact_checks = by_suite[SUITE_FACT_ROWS]
     check_columns = [c.tested_column for c in fact_checks]
     suite_results: dict[str, Any] = {}
@@ -85,6 +87,9 @@ def audit(
             blocking.append(_fact_block_line(check, outcome, facts, error))
             continue
         ids = failed_indices(outcome, "row_id")
+        if check.level == WARNING:
+            warnings.append(_fact_warning_line(check, ids, facts))
+            continue
         quarantine_parts.append(
             pl.DataFrame(
                 {"row_id": ids, "expectation": check.name, "tested_column": check.tested_column},
@@ -111,7 +116,8 @@ def audit(
     raw_result = run(SUITE_RAW_ROWS, raw_rows, "row_id", [])
     for check, outcome in result_rows(raw_result, by_suite[SUITE_RAW_ROWS]):
         if not outcome.success:
-            blocking.append(_raw_duplicates_line(check, outcome, raw_rows))
+            line = _raw_duplicates_line(check, outcome, raw_rows)
+            (blocking if check.level == BLOCK or exception_message(outcome) else warnings).append(line)
 
     # 3. Completeness per venue (on what publishes) and drift against the previous published interval.
     coverage = coverage_frame(manifests, raw_rows, publish, previous)
@@ -167,6 +173,37 @@ def _fact_block_line(check: Check, outcome: Any, facts: pl.DataFrame, error: str
     return f"{check.name}: {len(ids)} staged rows share their (venue, symbol, metric, period) key: {examples}"
 
 
+def _fact_warning_line(check: Check, ids: list[int], facts: pl.DataFrame) -> str:
+    """A fact-row warning (a ratio published from its shares), naming venue, endpoint, symbol and the factor
+    between the venue's figure and the published one."""
+    rows = facts.filter(pl.col("row_id").is_in(ids)).sort("venue", "symbol", "metric")
+
+    def endpoint(venue: str, metric: str) -> str:
+        try:
+            return registry.get(venue).endpoint_of(metric)
+        except registry.UnknownVenueError:
+            return metric
+
+    examples = [
+        f"{r['venue']} {endpoint(r['venue'], r['metric'])} {r['symbol']} {r['metric']}"
+        f"{'/' + r['period'] if r['period'] else ''}: the venue sent {format_value(r['venue_ratio'])}, its shares "
+        f"give {format_value(r['value'])} (x{_factor(r[check.tested_column])}), published"
+        for r in rows.head(5).iter_rows(named=True)
+    ]
+    more = f" and {rows.height - 5} more" if rows.height > 5 else ""
+    return f"{check.name}: {rows.height} ratio(s) on another scale than their shares: {'; '.join(examples)}{more}"
+
+
+def _factor(observed: float | None) -> str:
+    """100 or 0.01 for a figure on a x0.01 or x100 scale (what the observed quotient is near), else the figure."""
+    if observed is None:
+        return "?"
+    for factor in (100.0, 0.01):
+        if abs(observed / factor - 1) < 0.05:
+            return f"{factor:g}"
+    return format_value(observed)
+
+
 def _raw_duplicates_line(check: Check, outcome: Any, raw_rows: pl.DataFrame) -> str:
     """A failing raw-row check: which venue endpoints repeat rows, in how many responses."""
     error = exception_message(outcome)
@@ -183,7 +220,8 @@ def _raw_duplicates_line(check: Check, outcome: Any, raw_rows: pl.DataFrame) -> 
         f"{r['venue']} {r['endpoint']} ({r['rows']} rows in {r['files']} responses)"
         for r in offenders.iter_rows(named=True)
     ]
-    return f"{check.name}: venue responses repeat rows with the same key: {', '.join(parts)}"
+    collapsed = " (exact repeats, collapsed into one)" if check.level == WARNING else ""
+    return f"{check.name}: venue responses repeat rows{collapsed}: {', '.join(parts)}"
 
 
 def _coverage_line(check: Check, outcome: Any, coverage: pl.DataFrame, config: QualityConfig) -> str:

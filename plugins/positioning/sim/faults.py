@@ -31,7 +31,7 @@ GENERIC_FAULT_KINDS: dict[str, str] = {
     "empty_data": "the venue's envelope with no data rows",
     "error_envelope": "the venue's error envelope code=, msg= with status= (default 200)",
     "override": "set field= (or index= for array rows) to value= on the data rows",
-    "duplicate_rows": "repeat every data row",
+    "duplicate_rows": "repeat every data row (with field= and value=: the repeats carry that value instead)",
 }
 # Every kind of the built-in venues, for documentation (``positioning.sim.FAULT_KINDS``).
 FAULT_KINDS: dict[str, str] = {

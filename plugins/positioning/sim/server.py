@@ -14,6 +14,7 @@ Control API on the same port (never rate limited, never logged):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import signal
 import threading
@@ -266,7 +267,10 @@ class VenueSimulator:
             elif fault.kind == "duplicate_rows":
                 container, _rows = venue.locate_rows(request.endpoint, reply.body)
                 if container is not None:
-                    container.extend(json.loads(json.dumps(container)))
+                    repeats = json.loads(json.dumps(container))
+                    if "field" in fault.options:  # a repeat that disagrees with the original
+                        apply_row_fault(dataclasses.replace(fault, kind="override"), repeats, lambda _row: True)
+                    container.extend(repeats)
             elif fault.kind in ROW_FAULTS:
                 _container, rows = venue.locate_rows(request.endpoint, reply.body)
                 apply_row_fault(fault, rows, self._row_filter(venue, fault, request_symbol))

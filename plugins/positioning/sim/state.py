@@ -89,7 +89,10 @@ EXTRA_SYMBOLS = ["KAS", "FTM", "RUNE", "JTO", "PYTH", "STRK", "BONK", "FLOKI", "
 # A synthetic long tail (listed by every venue that lists the whole universe) so benchmarks can ask for 200
 # symbols, as a user tracking most of a venue's ~500 USDT perpetuals would.
 LONG_TAIL = [f"TAIL{number:03d}" for number in range(1, 151)]
-SYMBOLS: tuple[str, ...] = tuple(TOP50 + EXTRA_SYMBOLS + LONG_TAIL)
+# Last, so that the long tail keeps its ranks: an asset whose name starts with a digit and is no multiple (the
+# trap of guessing a multiplier from a leading number: 1INCHUSDT is 1INCH, 1000PEPEUSDT is PEPE).
+DIGIT_NAMED = ["1INCH"]
+SYMBOLS: tuple[str, ...] = tuple(TOP50 + EXTRA_SYMBOLS + LONG_TAIL + DIGIT_NAMED)
 
 # Listing coverage of the built-in venues: a symbol in UNLISTED[venue] is absent from that venue's listing.
 UNLISTED: dict[str, frozenset[str]] = {venue.name: venue.unlisted for venue in venues.all() if venue.unlisted}
@@ -108,7 +111,7 @@ BASE_PRICES: dict[str, float] = {
     "HBAR": 0.2, "ICP": 5.2, "ALGO": 0.22, "STX": 0.7, "IMX": 0.55, "LDO": 1.1, "CRV": 0.6, "MKR": 1500,
     "SAND": 0.3, "GALA": 0.017, "ORDI": 9.5, "KAS": 0.08, "FTM": 0.55, "RUNE": 1.4, "JTO": 2.1,
     "PYTH": 0.15, "STRK": 0.16, "BONK": 0.000018, "FLOKI": 0.00009, "MEME": 0.0025, "NOT": 0.0021,
-    "ZRO": 2.3, "EIGEN": 1.3,
+    "ZRO": 2.3, "EIGEN": 1.3, "1INCH": 0.35,
 }  # fmt: skip
 BASE_PRICES.update({name: round(0.05 * 1.05**number, 6) for number, name in enumerate(LONG_TAIL, start=1)})
 BASE_PRICES.update({name: round(0.05 * 1.05**number, 6) for number, name in enumerate(LONG_TAIL, start=1)})
@@ -224,9 +227,9 @@ class SimState(VenueViews):
         """The symbol's price level around which its index price moves."""
         return BASE_PRICES[base]
 
-    def price_decimals(self, base: str) -> int:
-        """Decimals of served prices: about seven significant digits."""
-        return min(12, max(1, 6 - math.floor(math.log10(BASE_PRICES[base]))))
+    def price_decimals(self, base: str, multiplier: int = 1) -> int:
+        """Decimals of served prices (of ``multiplier`` coins): about seven significant digits."""
+        return min(12, max(1, 6 - math.floor(math.log10(BASE_PRICES[base] * multiplier))))
 
     def _volatility(self, base: str) -> float:
         if base == "BTC":
@@ -242,9 +245,10 @@ class SimState(VenueViews):
         jitter = 0.001 * self._interpolated_noise(ts_ms, (*key, "noise"), 5 * MINUTE_MS)
         return BASE_PRICES[base] * math.exp(self._volatility(base) * (swing + jitter))
 
-    def index_price_string(self, symbol: str, ts_ms: int) -> str:
+    def index_price_string(self, symbol: str, ts_ms: int, multiplier: int = 1) -> str:
+        """The served index price (of ``multiplier`` coins)."""
         base = self.base_symbol(symbol)
-        return fmt(self.raw_index_price(base, second(ts_ms)), self.price_decimals(base))
+        return fmt(self.raw_index_price(base, second(ts_ms)) * multiplier, self.price_decimals(base, multiplier))
 
     def index_price(self, symbol: str, ts_ms: int) -> float:
         """Index (spot) price at ``ts_ms`` (quantised to the second)."""
@@ -256,11 +260,22 @@ class SimState(VenueViews):
         basis = 0.0004 * self._signed("basis", venue, instrument.instrument_id) + 0.0001 * math.sin(
             2 * math.pi * (ts / HOUR_MS + self.unit("basis-phase", venue, instrument.base))
         )  # |basis| <= 0.05%
-        return fmt(self.raw_index_price(instrument.base, ts) * (1 + basis), self.price_decimals(instrument.base))
+        multiplier = instrument.multiplier
+        price = self.raw_index_price(instrument.base, ts) * (1 + basis) * multiplier
+        return fmt(price, self.price_decimals(instrument.base, multiplier))
 
     def mark_price(self, venue: str, symbol: str, ts_ms: int) -> float:
-        """The venue's mark price at ``ts_ms``: the index price times a tiny venue basis (<= 0.05%)."""
+        """The venue's mark price at ``ts_ms`` as served (of one venue unit: a thousand PEPE on ``1000PEPEUSDT``):
+        the index price times a tiny venue basis (<= 0.05%)."""
         return float(self.mark_price_string(venue, symbol, ts_ms))
+
+    def multiplier(self, venue: str, symbol: str) -> int:
+        """Coins per unit the venue quotes ``symbol`` in (1000 for Binance ``1000PEPEUSDT``, else 1)."""
+        return self.require(venue, symbol).multiplier
+
+    def coin_mark_price(self, venue: str, symbol: str, ts_ms: int) -> float:
+        """The venue's mark price per coin of the asset (the served mark ÷ the multiplier)."""
+        return self.mark_price(venue, symbol, ts_ms) / self.multiplier(venue, symbol)
 
     # ------------------------------------------------------------------ funding
     def funding_rate_string(self, venue: str, symbol: str, ts_ms: int) -> str:

@@ -274,6 +274,7 @@ class VenueSpec:
     instrument_oi_history: bool = False  # its OI history is per instrument: it becomes the venue's OI facts
     oi_change_period: str | None = None  # its coin-level OI history at this period feeds oi_usd_change_24h_pct
     oi_sides_metric: str | None = None  # its OI is split into long/short sides: their quotient is this metric
+    ratio_endpoints: Mapping[str, str] = field(default_factory=dict)  # ratio metric -> the endpoint that sends it
 
     def __post_init__(self) -> None:
         if not VENUE_NAME.fullmatch(self.name):
@@ -290,6 +291,10 @@ class VenueSpec:
     def has_history(self) -> bool:
         """Whether the bulk fill can ask it for past buckets."""
         return bool(self.history("1h"))
+
+    def endpoint_of(self, metric: str) -> str:
+        """The endpoint a ratio metric comes from (for messages), or the metric itself if undeclared."""
+        return self.ratio_endpoints.get(metric, metric)
 
     def ratio_columns(self) -> tuple[Column, ...]:
         return tuple(column for column in self.columns if column.kind == "ratio")
@@ -321,12 +326,16 @@ def map_listed(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Base symbol -> tradable venue instrument, and base symbol -> why it is skipped on this venue.
 
-    A symbol the venue does not list (or lists but does not trade) is skipped and reported, not an error.
+    A symbol the venue does not list (or lists but does not trade) is skipped and reported, not an error. Where a
+    venue trades an asset both singly and in multiples, the single one is used.
     """
     by_symbol: dict[str, Instrument] = {}
     for instrument in instruments:
         current = by_symbol.get(instrument.symbol)
-        if current is None or (instrument.tradable and not current.tradable):
+        if current is None or (instrument.tradable, instrument.multiplier == 1) > (
+            current.tradable,
+            current.multiplier == 1,
+        ):
             by_symbol[instrument.symbol] = instrument
     mapped, skipped = {}, {}
     for symbol in symbols:

@@ -79,6 +79,15 @@ HISTORY_RETENTION = timedelta(days=30)  # §1.2 "Only the data of the latest 30 
 HISTORY_ENDPOINTS = ((OPEN_INTEREST_HIST, ("oi_coins", "oi_usd")), *((e, (m,)) for e, m in RATIO_ENDPOINTS))
 PERPETUAL_DELIVERY_DATE = 4133404800000  # §1.7: a perp with another deliveryDate is scheduled for delisting
 RETRYABLE_CODES = {-1003: True, -1001: False, -1007: False}  # code -> means "rate limited"
+# Assets USD-M lists in multiples: base asset -> (the asset, coins per unit). Data, not a rule: a leading number
+# is no multiplier by itself (``1INCHUSDT`` trades 1INCH). Seen in premiumIndex of 2024-11-27 (issue 15).
+MULTIPLIED_ASSETS = {
+    **{f"1000{asset}": (asset, 1000.0) for asset in (
+        "PEPE", "SHIB", "BONK", "FLOKI", "LUNC", "XEC", "SATS", "RATS", "CAT", "CHEEMS", "WHY", "X", "BTTC",
+    )},
+    "1MBABYDOGE": ("BABYDOGE", 1_000_000.0),
+    "1000000MOG": ("MOG", 1_000_000.0),
+}  # fmt: skip
 
 
 def envelope_error(payload: Any) -> EnvelopeError | None:
@@ -122,7 +131,8 @@ def parse_exchange_info(payload: Any, params: Mapping[str, Any] | None = None) -
     ``TRADIFI_PERPETUAL`` (tokenised equities) and delivery contracts are left out; ``tradable`` is
     ``status == "TRADING"``. An entry without ``contractType`` (older exchangeInfo payloads) does not fail the
     listing: it is a perpetual when its ``deliveryDate`` is the perpetual marker (§1.7) or, without one, when its
-    symbol has no ``_YYMMDD`` delivery suffix (the only form delivery contracts take).
+    symbol has no ``_YYMMDD`` delivery suffix (the only form delivery contracts take). A base asset listed in
+    multiples (``1000PEPE``, :data:`MULTIPLIED_ASSETS`) is the asset (``PEPE``) with its multiplier.
     """
     endpoint = EXCHANGE_INFO.name
     symbols = field(payload, "symbols", VENUE, endpoint)
@@ -135,15 +145,18 @@ def parse_exchange_info(payload: Any, params: Mapping[str, Any] | None = None) -
         if field(entry, "quoteAsset", VENUE, endpoint) != "USDT":
             continue
         status = str(field(entry, "status", VENUE, endpoint))
+        base = str(field(entry, "baseAsset", VENUE, endpoint)).upper()
+        symbol, multiplier = MULTIPLIED_ASSETS.get(base, (base, 1.0))
         result.append(
             Instrument(
                 venue=VENUE,
-                symbol=str(field(entry, "baseAsset", VENUE, endpoint)).upper(),
+                symbol=symbol,
                 instrument=str(field(entry, "symbol", VENUE, endpoint)),
-                contract_value=None,  # USD-M contracts are denominated in the base coin
+                contract_value=None,  # USD-M contracts are denominated in the base asset
                 quote="USDT",
                 status=status,
                 tradable=status == "TRADING",
+                multiplier=multiplier,
             )
         )
     return result
@@ -347,4 +360,5 @@ SPEC = VenueSpec(
     ratio_basis="top_traders_and_accounts",
     colour="#e0a800",
     instrument_oi_history=True,
+    ratio_endpoints={metric: endpoint.name for endpoint, metric in RATIO_ENDPOINTS},
 )

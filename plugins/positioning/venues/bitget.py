@@ -313,5 +313,10 @@ SPEC = VenueSpec(
     plan=extract,
     past_unavailable=past_unavailable,
     columns=(Column("bitget_ls", "ls_account"),),
+    ratio_endpoints={
+        "ls_account": ACCOUNT_LONG_SHORT.name,
+        "ls_position": POSITION_LONG_SHORT.name,
+        "ls_volume": LONG_SHORT.name,
+    },
     colour="#0891b2",
 )

@@ -420,4 +420,5 @@ SPEC = VenueSpec(
     ),
     colour="#374151",
     oi_change_period=OI_CHANGE_PERIOD,
+    ratio_endpoints={"ls_account": LONG_SHORT_ACCOUNT_RATIO.name},
 )

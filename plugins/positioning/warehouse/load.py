@@ -195,12 +195,12 @@ def upsert_instruments(con: duckdb.DuckDBPyConnection, instruments: pl.DataFrame
         con.execute(
             """
             INSERT INTO core.dim_instrument BY NAME
-            SELECT venue, instrument, symbol, contract_value, quote, status, tradable,
+            SELECT venue, instrument, symbol, contract_value, quote, status, tradable, multiplier,
                    seen AS first_seen, seen AS last_seen
             FROM _instruments
             ON CONFLICT (venue, instrument) DO UPDATE SET
                 symbol = excluded.symbol, contract_value = excluded.contract_value, quote = excluded.quote,
-                status = excluded.status, tradable = excluded.tradable,
+                status = excluded.status, tradable = excluded.tradable, multiplier = excluded.multiplier,
                 last_seen = greatest(core.dim_instrument.last_seen, excluded.last_seen)
             """
         )

@@ -12,6 +12,10 @@ one interval plus one period before the end (the window every plan requests). Li
 the bulk history fill all apply this one rule through :func:`bucket_facts`, vectorised over many interval ends
 (a polars as-of join), so that they give the same facts for the same interval.
 
+Units: OKX counts OI in contracts of ``contract_value`` coins; a venue that lists an asset in multiples
+(Binance ``1000PEPEUSDT``) counts OI in thousands of coins and prices a thousand: its ``multiplier`` turns both
+into coins and USD per coin, and leaves USD unchanged.
+
 Per-instrument OI history (``instrument_oi_history``) becomes ``oi_coins`` and ``oi_usd`` (venue-reported USD)
 with the history period; a coin-level OI history (``oi_change_period``) only feeds the 24 h change.
 A (venue, metric) that a manifest lists as ``unavailable`` for its interval never becomes a fact, even if a
@@ -42,6 +46,7 @@ from positioning.rows import (
     OpenInterestHistory,
     ParseError,
 )
+from positioning.warehouse.ratios import FROM_OI_SIDES, on_shares_scale
 
 FACT_SCHEMA = {
     "ts": pl.Datetime("us"),
@@ -56,6 +61,8 @@ FACT_SCHEMA = {
     "long_share": pl.Float64,
     "short_share": pl.Float64,
     "source_ts": pl.Datetime("us"),
+    "ratio_source": pl.String,
+    "venue_ratio": pl.Float64,
 }
 ROW_TYPES = (Instrument, OpenInterest, MarkPrice, FundingRate, LongShortRatio, OpenInterestHistory)
 DAY_MS = 86_400_000
@@ -173,12 +180,16 @@ def _parse_frames(parsed: ParsedRows, venue: str, spec: Any, endpoint: str, page
             row_type, key_fields = candidate, fields
     if frame.height:
         # The gate's raw-row keys, lazily: built (a string per row) only if the gate asks for them.
+        values = [name for name in frame.columns if name != "_page"]
         keys = frame.lazy().select(
             venue=pl.lit(venue, pl.String),
             endpoint=pl.lit(endpoint, pl.String),
             raw_path=pl.lit(pages["raw_path"]).gather(pl.col("_page")),
             row_type=pl.lit(row_type.__name__, pl.String),
             row_key=pl.concat_str([pl.col(name).cast(pl.String) for name in key_fields], separator="|"),
+            row_subject=pl.col("key").cast(pl.String),
+            row_metric=pl.col("metric").cast(pl.String) if "metric" in frame.columns else pl.lit(None, pl.String),
+            row_values=pl.struct(values).hash(),
         )
         parsed.files.append((venue, "", "", keys))
         parsed.frames[row_type].append(frame.drop("_page"))
@@ -226,6 +237,8 @@ def _fact(frame: pl.DataFrame, metric: str | pl.Expr, value: pl.Expr, unit: str,
         "long_share": extra.pop("long_share", pl.lit(None, pl.Float64)),
         "short_share": extra.pop("short_share", pl.lit(None, pl.Float64)),
         "source_ts": pl.from_epoch(pl.col("ts_ms"), time_unit="ms").cast(pl.Datetime("us")),
+        "ratio_source": extra.pop("ratio_source", pl.lit(None, pl.String)),
+        "venue_ratio": extra.pop("venue_ratio", pl.lit(None, pl.Float64)),
         **extra,  # end_ms: the interval end of a row of a multi-interval (history) build
     }
     return frame.filter(value.is_not_null()).select(**columns)
@@ -266,10 +279,16 @@ def latest_ended(rows: pl.DataFrame, keys: list[str], ends_ms: list[int], interv
 
 
 def bucket_facts(
-    symbols: pl.DataFrame, parsed: ParsedRows, ends_ms: list[int], interval_ms: int = HOUR_MS
+    symbols: pl.DataFrame,
+    parsed: ParsedRows,
+    ends_ms: list[int],
+    interval_ms: int = HOUR_MS,
+    ratio_tolerance: float | None = None,
 ) -> pl.DataFrame:
     """Facts from bucketed series (ratios, instrument OI history, OKX 24 h OI change) for every interval end in
-    ``ends_ms``; column ``end_ms`` is the interval end each row belongs to."""
+    ``ends_ms``; column ``end_ms`` is the interval end each row belongs to. A ratio on a x100 scale against its own
+    shares publishes the shares' quotient (:mod:`positioning.warehouse.ratios`; ``ratio_tolerance`` defaults to
+    the gate's)."""
     key_map = _key_map(symbols)
     ratio_rows = parsed.frame(LongShortRatio)
     # One metric at a time (metric is a grouping key, so the result is the same): a 30-day 5-minute history is
@@ -281,10 +300,15 @@ def bucket_facts(
         [latest_ended(part.join(key_map, on=["venue", "key"]), ratio_keys, ends_ms, interval_ms) for part in parts],
         how="vertical",
     )
+    ratios = on_shares_scale(ratios, ratio_tolerance)
     history = parsed.frame(OpenInterestHistory)
     instrument_oi = [spec.name for spec in registry.specs() if spec.instrument_oi_history]
-    oi_rows = history.filter(pl.col("venue").is_in(instrument_oi)).join(
-        symbols.rename({"instrument": "key"}).with_columns(instrument=pl.col("key")), on=["venue", "key"]
+    multipliers = instrument_units(parsed).select("venue", key="instrument", multiplier="multiplier")
+    oi_rows = (
+        history.filter(pl.col("venue").is_in(instrument_oi))
+        .join(symbols.rename({"instrument": "key"}).with_columns(instrument=pl.col("key")), on=["venue", "key"])
+        .join(multipliers, on=["venue", "key"], how="left")
+        .with_columns(coins=pl.col("coins") * pl.col("multiplier").fill_null(1.0))
     )
     oi = latest_ended(oi_rows, ["venue", "symbol", "period"], ends_ms, interval_ms)
     parts = [
@@ -296,6 +320,8 @@ def bucket_facts(
             period=pl.col("period"),
             long_share=pl.col("long_share"),
             short_share=pl.col("short_share"),
+            ratio_source=pl.col("ratio_source"),
+            venue_ratio=pl.col("venue_ratio"),
             end_ms=pl.col("end_ms"),
         ),
         _fact(oi, "oi_coins", pl.col("coins"), "coin", period=pl.col("period"), end_ms=pl.col("end_ms")),
@@ -334,18 +360,23 @@ def build_facts(
     if interval_ms is None:
         starts = [m.interval_start for m in manifests if m.interval_start]
         interval_ms = end_ms - int(min(starts).timestamp() * 1000) if starts else HOUR_MS
-    instruments = rows_frame(parsed.rows[Instrument], Instrument)
-    contract_values = instruments.select("venue", "instrument", "contract_value").unique(["venue", "instrument"])
-
-    marks = _latest(rows_frame(parsed.rows[MarkPrice], MarkPrice), ["venue", "instrument"]).join(
-        mapped, on=["venue", "instrument"]
+    units = instrument_units(parsed)
+    marks = (
+        _latest(rows_frame(parsed.rows[MarkPrice], MarkPrice), ["venue", "instrument"])
+        .join(mapped, on=["venue", "instrument"])
+        .join(units.select("venue", "instrument", "multiplier"), on=["venue", "instrument"], how="left")
+        .with_columns(mark_price=pl.col("mark_price") / pl.col("multiplier").fill_null(1.0))
     )
     oi = (
         _latest(rows_frame(parsed.rows[OpenInterest], OpenInterest), ["venue", "instrument"])
         .join(mapped, on=["venue", "instrument"])
-        .join(contract_values, on=["venue", "instrument"], how="left")
+        .join(units, on=["venue", "instrument"], how="left")
         .join(marks.select("venue", "instrument", "mark_price"), on=["venue", "instrument"], how="left")
-        .with_columns(coins=pl.coalesce("coins", pl.col("contracts") * pl.col("contract_value")))
+        .with_columns(
+            coins=pl.coalesce(
+                pl.col("coins") * pl.col("multiplier").fill_null(1.0), pl.col("contracts") * pl.col("contract_value")
+            )
+        )
         .with_columns(
             usd_source=pl.when(pl.col("usd").is_not_null())
             .then(pl.lit("venue"))
@@ -391,6 +422,7 @@ def build_facts(
             "ratio",
             long_share=pl.col("long_usd") / (pl.col("long_usd") + pl.col("short_usd")),
             short_share=pl.col("short_usd") / (pl.col("long_usd") + pl.col("short_usd")),
+            ratio_source=pl.lit(FROM_OI_SIDES),
         ),
         bucket_facts(mapped, parsed, [end_ms], interval_ms).drop("end_ms"),
     ]
@@ -432,8 +464,14 @@ def empty_facts() -> pl.DataFrame:
 def instrument_rows(parsed: ParsedRows) -> pl.DataFrame:
     frame = rows_frame(parsed.rows[Instrument], Instrument)
     return frame.unique(["venue", "instrument"], keep="last").select(
-        "venue", "instrument", "symbol", "contract_value", "quote", "status", "tradable"
+        "venue", "instrument", "symbol", "contract_value", "quote", "status", "tradable", "multiplier"
     )
+
+
+def instrument_units(parsed: ParsedRows) -> pl.DataFrame:
+    """(venue, instrument, contract_value, multiplier) from the listings: how a venue's OI and mark price become
+    coins and USD per coin (contracts x ``contract_value`` = coins; venue units x ``multiplier`` = coins)."""
+    return instrument_rows(parsed).select("venue", "instrument", "contract_value", "multiplier")
 
 
 def now_utc() -> datetime:

@@ -66,6 +66,14 @@ class Instrument:
     status: str = ""  # the venue's own status string
     tradable: bool = True  # a live linear perpetual: what SimState.listed() returns
     contract_value: str = "1"  # base coins per contract (USD for an inverse swap)
+    # Coins per unit the venue quotes in: Binance lists PEPE as 1000PEPEUSDT (base asset "1000PEPE"), serving
+    # OI in thousands of PEPE and the mark price of a thousand. ``venue_base`` is that served base ("" = base).
+    multiplier: int = 1
+    venue_base: str = ""
+
+    @property
+    def served_base(self) -> str:
+        return self.venue_base or self.base
 
 
 @dataclass
@@ -169,11 +177,17 @@ class SimVenue:
 
     def open_interest_strings(self, state: SimState, instrument: Instrument, ts_ms: int) -> dict[str, str]:
         """Served OI strings at ``ts_ms`` (already quantised to the second); by default ``coins``."""
-        return {"coins": fmt(state.oi_coins(self.name, instrument, ts_ms), self.oi_decimals)}
+        units = state.oi_coins(self.name, instrument, ts_ms) / instrument.multiplier
+        return {"coins": fmt(units, self.oi_decimals)}
 
     def open_interest(self, state: SimState, symbol: str, served: dict[str, float], ts_ms: int) -> dict[str, Any]:
-        """``SimState.open_interest`` from the parsed served strings: by default coins and coins × mark."""
-        return {"coins": served["coins"], "usd": served["coins"] * state.mark_price(self.name, symbol, ts_ms)}
+        """``SimState.open_interest`` from the parsed served strings: by default coins (the served units × the
+        instrument's multiplier) and served units × served mark (USD does not depend on the multiplier)."""
+        multiplier = state.require(self.name, symbol).multiplier
+        return {
+            "coins": served["coins"] * multiplier,
+            "usd": served["coins"] * state.mark_price(self.name, symbol, ts_ms),
+        }
 
     def ratio_strings(self, state: SimState, metric: str, base: str, period: str, bucket_ms: int) -> dict[str, str]:
         """Served long/short of one bucket: ``ratio``, ``long_share``, ``short_share``."""

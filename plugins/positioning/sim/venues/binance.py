@@ -33,6 +33,13 @@ FUTURES_DATA = ("openInterestHist", "topLongShortPositionRatio", "topLongShortAc
                 "globalLongShortAccountRatio")  # fmt: skip
 DELIVERY_ID = "BTCUSDT_260327"  # a quarterly (non-perpetual) contract listed beside the perps
 DELIVERY_DATE = 1774598400000  # 2026-03-27 08:00 UTC
+# The rest of a real listing (premiumIndex of 2024-11-27: 379 rows): more quarterlies, USDC-quoted perps (the
+# multiplied ones too: 1000PEPEUSDC) and BTC-quoted perps, none of which are USDT perpetuals.
+DELIVERY_IDS = {"BTCUSDT_260626": ("BTC", 1782460800000), "ETHUSDT_260327": ("ETH", DELIVERY_DATE),
+                "ETHUSDT_260626": ("ETH", 1782460800000)}  # fmt: skip
+BTC_QUOTED = ("BNB", "ETH")
+# Assets listed in thousands (issue 15: 1000PEPEUSDT, base asset 1000PEPE); 1INCH is an asset, not a multiple.
+MULTIPLIED = {"PEPE": 1000, "SHIB": 1000, "BONK": 1000}
 PERPETUAL_DELIVERY_DATE = 4133404800000  # year 2100: "no delivery" (venues.md §1.7)
 NOT_TRADING = "FTM"  # listed with status SETTLING (§1.7: delisted symbols stay in the list)
 GEO_BLOCK_MSG = (
@@ -80,19 +87,30 @@ class Binance(SimVenue):
         return {"X-MBX-USED-WEIGHT-1M": str(used("weight"))}  # §1.0
 
     def instruments(self, state: SimState) -> list[Instrument]:
-        listing = []
+        listing, usdc = [], []
         for base in state.symbols:
             if base not in self.unlisted:
                 trading = base != NOT_TRADING
-                listing.append(Instrument(self.name, f"{base}USDT", base, status="TRADING" if trading else "SETTLING",
-                                          tradable=trading))  # fmt: skip
+                multiplier = MULTIPLIED.get(base, 1)
+                served = f"{multiplier}{base}" if multiplier > 1 else base
+                listing.append(Instrument(self.name, f"{served}USDT", base, status="TRADING" if trading else "SETTLING",
+                                          tradable=trading, multiplier=multiplier, venue_base=served))  # fmt: skip
+                if trading and not base.startswith("TAIL"):
+                    usdc.append(Instrument(self.name, f"{served}USDC", base, quote="USDC", kind="usdc",
+                                           status="TRADING", tradable=False, multiplier=multiplier,
+                                           venue_base=served))  # fmt: skip
         listing.insert(1, Instrument(self.name, DELIVERY_ID, "BTC", kind="delivery", status="TRADING", tradable=False))
-        return listing
+        listing.extend(Instrument(self.name, instrument_id, base, kind="delivery", status="TRADING", tradable=False)
+                       for instrument_id, (base, _date) in DELIVERY_IDS.items())  # fmt: skip
+        listing.extend(Instrument(self.name, f"{base}BTC", base, quote="BTC", kind="btc", status="TRADING",
+                                  tradable=False) for base in BTC_QUOTED)  # fmt: skip
+        return listing + usdc
 
     def oi_hist_strings(self, state: SimState, symbol: str, period: str, bucket_ms: int) -> dict[str, str]:
         """openInterestHist strings of one bucket: ``coins``, ``usd`` (coins × mark at the bucket), ``supply``."""
         instrument = state.require(self.name, symbol)
-        coins = Decimal(fmt(state.oi_coins(self.name, instrument, bucket_ms), self.oi_decimals))
+        units = state.oi_coins(self.name, instrument, bucket_ms) / instrument.multiplier
+        coins = Decimal(fmt(units, self.oi_decimals))  # "sumOpenInterest": in the served base asset (1000PEPE)
         mark = Decimal(state.mark_price_string(self.name, instrument.instrument_id, bucket_ms))
         supply = state.oi_usd_magnitude(instrument.base) * 40 / state.base_price(instrument.base)
         return {"coins": fmt(coins, 8), "usd": fmt(coins * mark, 8), "supply": fmt(supply, 3)}
@@ -115,24 +133,25 @@ class Binance(SimVenue):
         for instrument in state.instruments(self.name):
             delivery = instrument.kind == "delivery"
             if delivery:
-                delivery_date = DELIVERY_DATE
+                delivery_date = DELIVERY_IDS.get(instrument.instrument_id, ("", DELIVERY_DATE))[1]
             elif instrument.status != "TRADING":  # §1.7: a delisted perp's deliveryDate is its delisting time
                 delivery_date = (request.now_ms - DAY_MS) // HOUR_MS * HOUR_MS
             else:
                 delivery_date = PERPETUAL_DELIVERY_DATE
             symbols.append({
                 "symbol": instrument.instrument_id,
-                "pair": f"{instrument.base}USDT",
-                "contractType": "CURRENT_QUARTER" if delivery else "PERPETUAL",
+                "pair": f"{instrument.served_base}{instrument.quote}",
+                "contractType": ("NEXT_QUARTER" if instrument.instrument_id.endswith("0626") else "CURRENT_QUARTER")
+                if delivery else "PERPETUAL",
                 "deliveryDate": delivery_date,
                 "onboardDate": 1569398400000,
                 "status": instrument.status,
                 "maintMarginPercent": "2.5000",
                 "requiredMarginPercent": "5.0000",
-                "baseAsset": instrument.base,
-                "quoteAsset": "USDT",
-                "marginAsset": "USDT",
-                "pricePrecision": state.price_decimals(instrument.base),
+                "baseAsset": instrument.served_base,
+                "quoteAsset": instrument.quote,
+                "marginAsset": instrument.quote,
+                "pricePrecision": state.price_decimals(instrument.base, instrument.multiplier),
                 "quantityPrecision": 3,
                 "baseAssetPrecision": 8,
                 "quotePrecision": 8,
@@ -165,14 +184,14 @@ class Binance(SimVenue):
         row: dict[str, Any] = {
             "symbol": instrument.instrument_id,
             "markPrice": mark,
-            "indexPrice": state.index_price_string(instrument.base, now_ms),
+            "indexPrice": state.index_price_string(instrument.base, now_ms, instrument.multiplier),
             "estimatedSettlePrice": mark,
             "lastFundingRate": state.funding_rate_string(self.name, instrument.instrument_id, now_ms),
             "interestRate": "0.00010000",
             "nextFundingTime": state.next_funding_time(now_ms),
             "time": now_ms,
         }
-        if not instrument.tradable:  # §1.6 gotcha: delivery and settling rows carry "" funding fields
+        if instrument.kind == "delivery" or instrument.status != "TRADING":  # §1.6: "" funding fields on these
             row.update(estimatedSettlePrice="", lastFundingRate="", interestRate="", nextFundingTime=0)
         return row
 

@@ -8,6 +8,7 @@ every symbol at once.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from positioning.sim.common import DAY_MS, ended_buckets, fmt, last_ended_start, period_ms, reason
@@ -20,6 +21,10 @@ PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
 LONG_SHORT_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1Dutc")  # §3.8
 SERIES_LENGTH = 30  # §3.6-3.8 "a short recent series" (length undocumented)
 NOT_TRADING = "MEME"  # listed with symbolStatus off
+# Seen live (2024-10-19): account-long-short's longShortAccountRatio one hundredth of its own shares' quotient
+# ({"longAccountRatio":"0.58","shortAccountRatio":"0.42","longShortAccountRatio":"0.0138"}). Served so for these
+# symbols unless the simulator runs with bitget_account_ratio="quotient".
+HUNDREDTH_RATIO_SYMBOLS = frozenset({"BTC", "SOL", "DOGE", "PEPE", "SUI", "WIF"})
 
 
 class Bitget(SimVenue):
@@ -44,6 +49,7 @@ class Bitget(SimVenue):
     unlisted = frozenset({"MKR", "ORDI", "ICP", "JTO", "ZRO"})
     ratio_metrics = ("account-long-short", "position-long-short", "long-short")
     oi_scale = 0.32
+    options: ClassVar[dict[str, tuple[str, ...]]] = {"bitget_account_ratio": ("hundredth_for_some", "quotient")}
     funding_decimals = 6
     oi_decimals = 4
     RATIO_FIELDS: ClassVar[dict[str, tuple[str, str, str]]] = {
@@ -150,12 +156,24 @@ class Bitget(SimVenue):
         last = last_ended_start(period, request.now_ms)
         first = last - (SERIES_LENGTH - 1) * period_ms(period)
         long_name, short_name, ratio_name = self.RATIO_FIELDS[request.endpoint]
+        hundredth = self.hundredth_ratio(request, instrument.base)
         rows = []
         for bucket in ended_buckets(period, first, last):
             served = state.ratio_strings(self.name, request.endpoint, instrument.instrument_id, period, bucket)
+            if hundredth:  # the same significant digits, two places further right
+                served["ratio"] = fmt(Decimal(served["ratio"]).scaleb(-2), 6)
             rows.append({long_name: served["long_share"], short_name: served["short_share"],
                          ratio_name: served["ratio"], "ts": str(bucket)})  # fmt: skip
         return self.ok(rows, request.now_ms)
+
+    @staticmethod
+    def hundredth_ratio(request: Request, base: str) -> bool:
+        """Whether this request's account ratio is served on the x0.01 scale (see HUNDREDTH_RATIO_SYMBOLS)."""
+        return (
+            request.endpoint == "account-long-short"
+            and base in HUNDREDTH_RATIO_SYMBOLS
+            and request.options.get("bitget_account_ratio", "hundredth_for_some") == "hundredth_for_some"
+        )
 
     do_account_long_short = _ratios
     do_position_long_short = _ratios

@@ -23,9 +23,11 @@ class VenueViews:
         return binance.VENUE.oi_hist_strings(self, symbol, period, bucket_ms)
 
     def binance_oi_hist(self: SimState, symbol: str, period: str, bucket_ms: int) -> dict[str, float]:
-        """openInterestHist row: ``coins`` (sumOpenInterest) and ``usd`` (= coins × Binance mark at the bucket)."""
+        """openInterestHist row: ``coins`` (sumOpenInterest × the instrument's multiplier: coins of the asset) and
+        ``usd`` (sumOpenInterestValue = served units × Binance mark at the bucket)."""
         served = binance.VENUE.oi_hist_strings(self, symbol, period, bucket_ms)
-        return {"coins": float(served["coins"]), "usd": float(served["usd"])}
+        multiplier = self.multiplier(binance.VENUE.name, symbol)
+        return {"coins": float(served["coins"]) * multiplier, "usd": float(served["usd"])}
 
     def okx_oi_volume_strings(self: SimState, symbol: str, period: str, bucket_ms: int) -> dict[str, str]:
         return okx.VENUE.oi_volume_strings(self, symbol, period, bucket_ms)

@@ -1,0 +1,131 @@
+"""What the real venues send (issue 15): assets listed in multiples, a ratio on a x0.01 scale, repeated rows.
+
+Parsers are fed the shapes seen live; the end-to-end case runs extract → load → marts against the simulator, which
+lists PEPE, SHIB and BONK as ``1000PEPEUSDT`` … on Binance (OKX by a large ``ctVal``, Bitget as is) beside
+USDC-quoted, BTC-quoted and dated contracts and ``1INCHUSDT``, a real asset whose name starts with a digit.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+import pytest
+from conftest import INTERVAL_END, SIM_NOW_MS
+from positioning import pipeline, registry
+from positioning.rows import Instrument
+from positioning.sim import VenueSimulator
+from positioning.venues import binance
+from positioning.venues.base import map_listed
+from positioning.warehouse.ratios import on_shares_scale
+
+SYMBOLS = ["BTC", "PEPE", "SHIB", "BONK", "1INCH"]
+
+
+def exchange_info_entry(symbol: str, base: str, quote: str = "USDT", contract: str = "PERPETUAL") -> dict:
+    return {"symbol": symbol, "pair": f"{base}{quote}", "contractType": contract, "deliveryDate": 4133404800000,
+            "status": "TRADING", "baseAsset": base, "quoteAsset": quote, "marginAsset": quote}  # fmt: skip
+
+
+def test_binance_multiplied_assets_map_to_the_asset_and_nothing_is_guessed_from_a_digit():
+    payload = {
+        "symbols": [
+            exchange_info_entry("1000PEPEUSDT", "1000PEPE"),
+            exchange_info_entry("1000PEPEUSDC", "1000PEPE", quote="USDC"),
+            exchange_info_entry("1MBABYDOGEUSDT", "1MBABYDOGE"),
+            exchange_info_entry("1000000MOGUSDT", "1000000MOG"),
+            exchange_info_entry("1INCHUSDT", "1INCH"),
+            exchange_info_entry("1000XYZUSDT", "1000XYZ"),  # not in the adapter's table: kept as named
+            exchange_info_entry("BNBBTC", "BNB", quote="BTC"),
+            exchange_info_entry("BTCUSDT_250328", "BTC", contract="CURRENT_QUARTER"),
+            exchange_info_entry("BTCUSDT", "BTC"),
+        ]
+    }
+    parsed = {i.instrument: (i.symbol, i.multiplier) for i in binance.parse_exchange_info(payload)}
+    assert parsed == {
+        "1000PEPEUSDT": ("PEPE", 1000.0),
+        "1MBABYDOGEUSDT": ("BABYDOGE", 1_000_000.0),
+        "1000000MOGUSDT": ("MOG", 1_000_000.0),
+        "1INCHUSDT": ("1INCH", 1.0),
+        "1000XYZUSDT": ("1000XYZ", 1.0),
+        "BTCUSDT": ("BTC", 1.0),
+    }
+
+
+def test_a_venue_trading_an_asset_singly_and_in_multiples_uses_the_single_one():
+    def listed(instrument: str, multiplier: float, tradable: bool = True) -> Instrument:
+        return Instrument("v", "PEPE", instrument, None, "USDT", "TRADING", tradable, multiplier)
+
+    mapped, _ = map_listed("v", [listed("1000PEPEUSDT", 1000), listed("PEPEUSDT", 1)], ("PEPE",))
+    assert mapped == {"PEPE": "PEPEUSDT"}
+    mapped, _ = map_listed("v", [listed("PEPEUSDT", 1, tradable=False), listed("1000PEPEUSDT", 1000)], ("PEPE",))
+    assert mapped == {"PEPE": "1000PEPEUSDT"}  # trading beats single
+
+
+def test_a_ratio_one_hundredth_of_its_shares_quotient_publishes_the_quotient():
+    live = {"ratio": 0.0138, "long_share": 0.58, "short_share": 0.42}  # Bitget account-long-short, 2024-10-19
+    frame = pl.DataFrame([live, {**live, "ratio": 1.38}, {**live, "ratio": 138.1}, {**live, "ratio": 4.14},
+                          {**live, "long_share": None, "short_share": None}])  # fmt: skip
+    result = on_shares_scale(frame, tolerance=0.01).to_dicts()
+    assert [r["ratio_source"] for r in result] == ["shares", "venue", "shares", "venue", "venue"]
+    assert result[0]["ratio"] == pytest.approx(0.58 / 0.42) and result[0]["venue_ratio"] == 0.0138
+    assert result[2]["ratio"] == pytest.approx(0.58 / 0.42)  # x100 the other way
+    assert result[3]["ratio"] == 4.14  # 3x off: kept as sent, for the gate to quarantine
+    assert result[4]["ratio"] == 0.0138  # no shares to check against
+
+
+@pytest.fixture
+def sim(monkeypatch):
+    with VenueSimulator(host="127.0.0.1", port=0, seed=7, now_ms=SIM_NOW_MS) as simulator:
+        for venue in registry.names():
+            monkeypatch.setenv(f"AIRFLOW_CONN_POSITIONING_{venue.upper()}", simulator.base_url)
+        yield simulator
+
+
+def test_pepe_has_every_venues_oi_and_a_per_pepe_mark_price(sim, tmp_path):
+    data = tmp_path / "data"
+    start, run_id = INTERVAL_END.replace(hour=INTERVAL_END.hour - 1), "manual__multiples"
+    planned = pipeline.plan({"symbols": SYMBOLS})
+    for venue in registry.names():
+        for spec in planned[venue]:
+            pipeline.extract(spec, start, INTERVAL_END, run_id, 1, data=data)
+    summary = pipeline.load(INTERVAL_END, run_id, data=data)
+    pipeline.build_marts(INTERVAL_END, "oi_desc", data=data)
+    assert summary["quality"]["published"] and not summary["quality"]["quarantined"], summary["quality"]
+    state = sim.state
+    listing = {venue: set(state.listed(venue)) for venue in registry.names()}
+    assert state.listed("binance")["PEPE"] == "1000PEPEUSDT" and state.multiplier("binance", "PEPE") == 1000
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        facts = {
+            (venue, symbol, metric): value
+            for venue, symbol, metric, value in con.execute(
+                "SELECT venue, symbol, metric, value FROM core.fact_positioning WHERE period = ''"
+            ).fetchall()
+        }
+        rows = con.execute("SELECT * FROM marts.symbol_snapshot").fetchall()
+        names = [d[0] for d in con.description]
+        snapshot = {row["symbol"]: row for row in (dict(zip(names, values, strict=True)) for values in rows)}
+        dims = {
+            (venue, instrument): (symbol, multiplier)
+            for venue, instrument, symbol, multiplier in con.execute(
+                "SELECT venue, instrument, symbol, multiplier FROM core.dim_instrument"
+            ).fetchall()
+        }
+    assert dims[("binance", "1000PEPEUSDT")] == ("PEPE", 1000.0) and dims[("binance", "1INCHUSDT")] == ("1INCH", 1.0)
+    assert ("binance", "1000PEPEUSDC") not in dims and ("binance", "BTCUSDT_260327") not in dims
+    when = SIM_NOW_MS
+    for symbol in ("PEPE", "SHIB", "BONK", "1INCH", "BTC"):
+        row = snapshot[symbol]
+        venues = [venue for venue in registry.names() if symbol in listing[venue]]
+        assert len(venues) >= 3, venues
+        for venue in venues:
+            truth = state.open_interest(venue, symbol, when)
+            # Coins of the asset (the venue's units x its multiplier); USD as the venue reports or computes it.
+            assert facts[(venue, symbol, "oi_usd")] == pytest.approx(truth["usd"], rel=1e-6), (venue, symbol)
+            assert row[f"{venue}_oi_usd"] == pytest.approx(truth["usd"], rel=1e-6)
+            if truth.get("coins") is not None:
+                assert facts[(venue, symbol, "oi_coins")] == pytest.approx(truth["coins"], rel=1e-6), (venue, symbol)
+            coin_mark = state.coin_mark_price(venue, symbol, when)
+            assert facts[(venue, symbol, "mark_price")] == pytest.approx(coin_mark, rel=1e-9), (venue, symbol)
+            assert row["mark_price"] == pytest.approx(coin_mark, rel=0.01), (venue, symbol)
+        assert row["venues_with_oi"] == len(venues)
+        assert row["total_oi_usd"] == pytest.approx(sum(row[f"{v}_oi_usd"] for v in venues))
