@@ -129,3 +129,63 @@ def test_pepe_has_every_venues_oi_and_a_per_pepe_mark_price(sim, tmp_path):
             assert row["mark_price"] == pytest.approx(coin_mark, rel=0.01), (venue, symbol)
         assert row["venues_with_oi"] == len(venues)
         assert row["total_oi_usd"] == pytest.approx(sum(row[f"{v}_oi_usd"] for v in venues))
+
+
+def test_past_pepe_oi_from_history_is_in_coins_in_the_dag_load_and_the_bulk_fill(sim, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from positioning.backfill import run_fill, window_for
+
+    now = datetime.fromtimestamp(SIM_NOW_MS / 1000, UTC)
+    _, end = window_for(0.25, now)
+    bucket = int(end.timestamp() * 1000) - 3_600_000  # the 1h bucket that ended at the interval end
+    truth = sim.state.binance_oi_hist("PEPE", "1h", bucket)
+    assert truth["coins"] == pytest.approx(
+        float(sim.state.binance_oi_hist_strings("PEPE", "1h", bucket)["coins"]) * 1000
+    )
+
+    dag, bulk = tmp_path / "dag", tmp_path / "bulk"
+    for spec in pipeline.plan({"symbols": ["PEPE"], "lsPeriod": "1h"})["binance"]:
+        pipeline.extract(spec, end - timedelta(hours=1), end, "manual__past", 1, data=dag)
+    assert pipeline.load(end, "manual__past", data=dag)["quality"]["published"]
+    run_fill(0.25, ["PEPE"], data=bulk, base_urls={"binance": sim.base_url}, venues=["binance"], now=now,
+             log=lambda _: None)  # fmt: skip
+    query = (
+        "SELECT metric, value FROM core.fact_positioning WHERE venue = 'binance' AND symbol = 'PEPE' AND ts = ? "
+        "AND metric IN ('oi_coins', 'oi_usd')"
+    )
+    for path in (dag, bulk):
+        with duckdb.connect(str(path / "warehouse.duckdb"), read_only=True) as con:
+            values = dict(con.execute(query, [end.replace(tzinfo=None)]).fetchall())
+        assert values["oi_coins"] == pytest.approx(truth["coins"], rel=1e-9), path.name
+        assert values["oi_usd"] == pytest.approx(truth["usd"], rel=1e-9), path.name
+
+
+def test_a_repeated_row_is_one_version_and_a_disagreeing_repeat_names_its_key():
+    from positioning.quality.frames import raw_key_versions, raw_row_frame
+    from positioning.venues import bitget
+
+    row = {"longAccountRatio": "0.58", "shortAccountRatio": "0.42", "longShortAccountRatio": "1.381",
+           "ts": "1729312200000"}  # fmt: skip
+    other = {**row, "longShortAccountRatio": "1.2"}
+
+    def parsed(*rows: dict, symbol: str) -> tuple[str, str, str, list]:
+        payload = {"code": "00000", "msg": "success", "requestTime": 1729312300000, "data": list(rows)}
+        path = f"raw/{symbol}.json"
+        return ("bitget", "account-long-short", path, bitget.parse_account_long_short(payload, {"symbol": symbol}))
+
+    raw = raw_row_frame([parsed(row, row, symbol="BTCUSDT"), parsed(row, other, symbol="ETHUSDT")])
+    assert raw.height == 4 and raw["row_key"].n_unique() == 2
+    exact = raw.filter(pl.col("row_subject") == "BTCUSDT")
+    assert exact["row_values"].n_unique() == 1  # an exact repeat: collapsed, a warning
+    facts = pl.DataFrame(
+        {
+            "row_id": [0, 1, 2],
+            "venue": ["bitget", "bitget", "bitget"],
+            "symbol": ["BTC", "ETH", "ETH"],
+            "instrument": ["BTCUSDT", "ETHUSDT", "ETHUSDT"],
+            "metric": ["ls_account", "ls_account", "oi_usd"],
+        }
+    )
+    # Only ETH's account ratio came from the disagreeing response; ETH's OI and BTC's ratio stand.
+    assert raw_key_versions(raw, facts).to_dicts() == [{"row_id": 1, "raw_key_versions": 2}]

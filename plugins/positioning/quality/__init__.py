@@ -28,10 +28,12 @@ Suites (one great-expectations run each, per interval):
     the offending value and is not published; the interval's other rows still publish. Keys not null and the value
     finite; ratios inside (0, 100), shares summing to one, the ratio equal to long share / short share; OI and mark
     price > 0; a venue-reported OI USD equal to OI coins x mark price; long + short OI equal to the total where a
-    venue reports the split; ``source_ts`` inside the interval's window. Batch-level ("block"): the fact grain
-    (venue, symbol, metric, period) is unique.
+    venue reports the split; ``source_ts`` inside the interval's window; a response repeating a row key repeats
+    the same values (``raw_rows_agree``). Warning: a ratio published from its shares because the venue's figure
+    was on a x0.01 scale (``ratio_on_shares_scale``). Batch-level ("block"): the fact grain (venue, symbol,
+    metric, period) is unique.
 ``positioning.raw_rows`` (one row per parsed row of every raw response, before any de-duplication)
-    Batch-level: no response carries the same key twice (the normaliser would otherwise collapse it silently).
+    Warning: no response repeats a row exactly (the normaliser collapses the repeat; it is recorded, not lost).
 ``positioning.venue_coverage`` (one row per venue of the run)
     Completeness per venue (warning) and of the best venue (block), below ``completeness_floor``; a venue's total
     OI USD against its previous published interval within ``drift_factor`` (warning).
