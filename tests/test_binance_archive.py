@@ -1,0 +1,102 @@
+"""The Binance data archive's metrics files (venues-more.md §3): checksum, zip, header and label quirks, parsed
+into the rows the REST history gives."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+import pytest
+from positioning.rows import ParseError
+from positioning.venues import binance_archive as archive
+
+HEADER = ",".join(archive.COLUMNS)
+
+
+def zipped(lines: list[str], name: str = "BTCUSDT-metrics.csv") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as handle:
+        handle.writestr(name, "\n".join(lines) + "\n")
+    return buffer.getvalue()
+
+
+def day_lines(day: date, *, end_labelled: bool, symbol: str = "BTCUSDT") -> list[str]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(minutes=5 if end_labelled else 0)
+    return [
+        f"{start + timedelta(minutes=5 * i):%Y-%m-%d %H:%M:%S},{symbol},{100 + i}.5,{(100 + i) * 90000.0},"
+        f"1.{i:03d},2.{i:03d},0.{i + 100:03d},1.0"
+        for i in range(288)
+    ]
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@pytest.mark.parametrize(("day", "end_labelled"), [(date(2024, 11, 27), True), (date(2026, 7, 1), False)])
+def test_both_label_conventions_give_period_starts_of_the_files_day(day, end_labelled):
+    oi, ratios = archive.parse_metrics(zipped([HEADER, *day_lines(day, end_labelled=end_labelled)]), "BTCUSDT", day)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    assert oi.height == 288 and ratios.height == 3 * 288
+    assert oi["ts_ms"].to_list() == [ms(midnight) + i * 300_000 for i in range(288)]
+    first = oi.row(0, named=True)
+    assert first == {"venue": "binance", "key": "BTCUSDT", "period": "5m", "ts_ms": ms(midnight), "coins": 100.5,
+                     "usd": 9_000_000.0, "contracts": None}  # fmt: skip
+    # The misleading names: "sum_toptrader" is the position ratio, "count_toptrader" the account ratio.
+    at_first = {r["metric"]: r["ratio"] for r in ratios.filter(pl.col("ts_ms") == ms(midnight)).iter_rows(named=True)}
+    assert at_first == {"ls_top_position": 2.0, "ls_top_account": 1.0, "ls_global_account": 0.1}
+    assert ratios["long_share"].is_null().all()
+
+
+def test_the_changeover_files_do_not_share_a_period():
+    before = archive.parse_metrics(zipped([HEADER, *day_lines(date(2026, 6, 24), end_labelled=True)]), "BTCUSDT",
+                                   date(2026, 6, 24))[0]  # fmt: skip
+    after = archive.parse_metrics(zipped([HEADER, *day_lines(date(2026, 6, 25), end_labelled=False)]), "BTCUSDT",
+                                  date(2026, 6, 25))[0]  # fmt: skip
+    assert before["ts_ms"].max() + 300_000 == after["ts_ms"].min() == ms(datetime(2026, 6, 25, tzinfo=UTC))
+
+
+def test_empty_cells_offgrid_labels_no_header_and_daily_rows():
+    lines = [
+        '2022-01-26 03:35:00,1000BTTCUSDT,2023567.00000000,4176.01498223,"","",8.5,""',  # third-party fixture
+        "2022-01-26 03:42:30,1000BTTCUSDT,2023568,4176.1,1.1,1.2,8.6,1.0",  # off the 5-minute grid
+        "2023-01-21,BTCUSDT,98666.16300000,2236289208.19726700,0.766568632422291,1.1363333457,0.8332767017782309,"
+        "0.9253075900",  # the one-row-per-day files of January 2023 (#211)
+    ]
+    oi, ratios = archive.parse_metrics(zipped(lines), "1000BTTCUSDT", date(2022, 1, 26))  # no header row
+    assert oi["ts_ms"].to_list()[:2] == [ms(datetime(2022, 1, 26, 3, 30, tzinfo=UTC)),
+                                         ms(datetime(2022, 1, 26, 3, 35, tzinfo=UTC))]  # fmt: skip
+    first = ratios.filter(pl.col("ts_ms") == oi["ts_ms"][0])
+    assert first.select("metric", "ratio").rows() == [("ls_global_account", 8.5)]  # empty cells are missing
+    daily = oi.filter(pl.col("period") == "1d").row(0, named=True)
+    assert daily["ts_ms"] == ms(datetime(2023, 1, 21, tzinfo=UTC)) and daily["coins"] == pytest.approx(98666.163)
+
+
+def test_a_truncated_zip_and_bad_values_are_parse_errors_naming_the_file():
+    whole = zipped([HEADER, *day_lines(date(2024, 11, 27), end_labelled=True)])
+    with pytest.raises(ParseError, match=r"BTCUSDT-metrics-2024-11-27\.zip: not a readable zip"):
+        archive.parse_metrics(whole[: len(whole) // 2], "BTCUSDT", date(2024, 11, 27))
+    with pytest.raises(ParseError, match="'abc' is not a number") as error:
+        archive.parse_metrics(zipped(["2024-11-27 00:05:00,BTCUSDT,abc,1,1,1,1,1"]), "BTCUSDT", date(2024, 11, 27))
+    assert error.value.field == "sum_open_interest"
+    with pytest.raises(ParseError, match="is not a time"):
+        archive.parse_metrics(zipped(["yesterday,BTCUSDT,1,1,1,1,1,1"]), "BTCUSDT", date(2024, 11, 27))
+
+
+def test_checksum_is_verified_and_a_mismatch_or_garbage_is_reported():
+    content = zipped([HEADER])
+    name = "BTCUSDT-metrics-2024-11-27.zip"
+    good = f"{hashlib.sha256(content).hexdigest()}  {name}\n"
+    archive.verify_checksum(content, good, name)
+    with pytest.raises(archive.ChecksumMismatch, match="differs from the published"):
+        archive.verify_checksum(content + b"x", good, name)
+    with pytest.raises(archive.ChecksumMismatch, match="names"):
+        archive.verify_checksum(content, good.replace("11-27", "11-28"), name)
+    with pytest.raises(archive.ChecksumMismatch, match="does not read"):
+        archive.verify_checksum(content, "<html>Access Denied</html>", name)
+    assert archive.checksum_path("BTCUSDT", date(2024, 11, 27)) == (
+        "/data/futures/um/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-11-27.zip.CHECKSUM"
+    )
