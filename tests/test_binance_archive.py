@@ -100,3 +100,57 @@ def test_checksum_is_verified_and_a_mismatch_or_garbage_is_reported():
     assert archive.checksum_path("BTCUSDT", date(2024, 11, 27)) == (
         "/data/futures/um/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-11-27.zip.CHECKSUM"
     )
+
+
+# ------------------------------------------------------------------------------------- the simulator's archive
+
+
+@pytest.fixture(scope="module")
+def sim():
+    from conftest import SIM_NOW_MS
+    from positioning.sim import VenueSimulator
+
+    with VenueSimulator(port=0, seed=7, now_ms=SIM_NOW_MS) as simulator:
+        yield simulator
+
+
+def test_the_simulator_serves_checked_zips_equal_to_the_rest_history(sim):
+    import httpx
+
+    day = date(2026, 11, 18)
+    with httpx.Client(base_url=sim.base_url) as http:
+        content = http.get(archive.metrics_path("BTCUSDT", day))
+        checksum = http.get(archive.checksum_path("BTCUSDT", day))
+    assert content.status_code == checksum.status_code == 200
+    assert content.headers["content-type"] == "application/zip" and "last-modified" in content.headers
+    archive.verify_checksum(content.content, checksum.text, "BTCUSDT-metrics-2026-11-18.zip")
+    oi, ratios = archive.parse_metrics(content.content, "BTCUSDT", day)
+    assert oi.height == 288 and ratios.height == 3 * 288
+    for row in oi.head(3).iter_rows(named=True):  # the same figures as openInterestHist at 5m
+        served = sim.state.binance_oi_hist_strings("BTCUSDT", "5m", row["ts_ms"])
+        assert (row["coins"], row["usd"]) == (float(served["coins"]), float(served["usd"]))
+    first = ratios.filter(pl.col("ts_ms") == oi["ts_ms"][0])
+    truth = {
+        metric: sim.state.ratio("binance", endpoint, "BTCUSDT", "5m", oi["ts_ms"][0])["ratio"]
+        for metric, endpoint in (("ls_top_position", "topLongShortPositionRatio"),
+                                 ("ls_top_account", "topLongShortAccountRatio"),
+                                 ("ls_global_account", "globalLongShortAccountRatio"))
+    }  # fmt: skip
+    assert dict(first.select("metric", "ratio").rows()) == truth
+
+
+def test_the_simulator_labels_old_files_by_period_end_and_answers_404_like_s3(sim):
+    import httpx
+
+    with httpx.Client(base_url=sim.base_url) as http:
+        old = http.get(archive.metrics_path("BTCUSDT", date(2024, 11, 27)))
+        assert archive.read_csv_text(old.content, "old").splitlines()[1].startswith("2024-11-27 00:05:00,BTCUSDT,")
+        oi, _ = archive.parse_metrics(old.content, "BTCUSDT", date(2024, 11, 27))
+        assert oi["ts_ms"][0] == ms(datetime(2024, 11, 27, tzinfo=UTC))
+        for path in (
+            archive.metrics_path("NOPEUSDT", date(2026, 11, 18)),  # not listed
+            archive.metrics_path("BTCUSDT", date(2026, 11, 20)),  # today: not published yet
+            archive.metrics_path("BTCUSDT", date(2021, 11, 30)),  # before the archive's first day
+        ):
+            missing = http.get(path)
+            assert missing.status_code == 404 and "<Code>NoSuchKey</Code>" in missing.text, path

@@ -125,8 +125,11 @@ class Handler(BaseHTTPRequestHandler):
         return super().date_time_string(self.server.sim.now_ms() / 1000 if timestamp is None else timestamp)
 
     def _send(self, reply: Reply) -> None:
-        text = reply.text if reply.text is not None else json.dumps(reply.body, separators=(",", ":"))
-        payload = text.encode("utf-8")
+        if reply.content is not None:
+            payload = reply.content
+        else:
+            text = reply.text if reply.text is not None else json.dumps(reply.body, separators=(",", ":"))
+            payload = text.encode("utf-8")
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(payload)))

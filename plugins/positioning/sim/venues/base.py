@@ -91,13 +91,14 @@ class Request:
 
 @dataclass
 class Reply:
-    """What to send: JSON ``body`` (or pre-rendered ``text``), status and extra headers."""
+    """What to send: JSON ``body`` (or pre-rendered ``text``, or bytes ``content``), status and extra headers."""
 
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     text: str | None = None
     content_type: str = "application/json"
+    content: bytes | None = None  # a binary body (the Binance archive's zips)
 
 
 class VenueError(Exception):

@@ -20,6 +20,7 @@ from positioning.sim.common import (
     int_param,
     last_ended_start,
 )
+from positioning.sim.venues import binance_archive as archive
 from positioning.sim.venues.base import Ban, Instrument, Limit, Rejection, Reply, Request, SimVenue, VenueError
 
 if TYPE_CHECKING:
@@ -75,8 +76,25 @@ class Binance(SimVenue):
     funding_decimals = 8
     oi_decimals = 3
 
+    # ------------------------------------------------------------------ the data archive's paths (data.binance.vision)
+    def route(self, path: str) -> tuple[str, str | None] | None:
+        return archive.route(path) or super().route(path)
+
+    def endpoints(self) -> frozenset[str]:
+        return super().endpoints() | archive.ENDPOINTS
+
+    def request_symbol(self, request: Request) -> str | None:
+        return request.path_symbol or super().request_symbol(request)
+
+    def do_archive_metrics(self, request: Request, state: SimState) -> Reply:
+        return archive.respond(self, request, state)
+
+    do_archive_checksum = do_archive_metrics
+
     # ------------------------------------------------------------------ limits, listing, history numbers
     def request_costs(self, endpoint: str, params: Mapping[str, str]) -> list[tuple[str, int]]:
+        if endpoint in archive.ENDPOINTS:
+            return []  # §3.0: the archive documents no limit (and is another host)
         if endpoint in FUTURES_DATA:
             return [("futures-data", 1)]
         if endpoint == "premiumIndex":
