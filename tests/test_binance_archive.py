@@ -154,3 +154,63 @@ def test_the_simulator_labels_old_files_by_period_end_and_answers_404_like_s3(si
         ):
             missing = http.get(path)
             assert missing.status_code == 404 and "<Code>NoSuchKey</Code>" in missing.text, path
+
+
+# ------------------------------------------------------------------------------------- fetching, against it
+
+
+def fetch_days(sim, tmp_path, instrument: str, days: list[date]) -> list:
+    import asyncio
+
+    from positioning.ingest.http import RetryPolicy, VenueClient
+    from positioning.ingest.raw import RawLander
+
+    async def main() -> list:
+        lander = RawLander(tmp_path / "raw", "binance_archive", datetime(2026, 11, 20, tzinfo=UTC), "archive-test")
+        async with VenueClient(
+            "binance_archive",
+            sim.base_url,
+            limits=archive.LIMITS,
+            envelope_error=archive.envelope_error,
+            lander=lander,
+            retry=RetryPolicy(base_delay=0.01, max_delay=0.02, seed=1),
+            concurrency=archive.CONCURRENCY,
+        ) as client:
+            return [await archive.fetch_day(client, instrument, day) for day in days]
+
+    return asyncio.run(main())
+
+
+def test_fetched_days_are_verified_and_landed_byte_for_byte_and_a_missing_day_is_a_404(sim, tmp_path):
+    from positioning.ingest.raw import read_raw
+
+    sim.clear_faults()
+    days = [date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)]  # the 20th is not published yet
+    (c18, z18), (_, z19), (c20, z20) = fetch_days(sim, tmp_path, "ETHUSDT", days)
+    assert c18.ok and z18.ok and z19.ok and (c20.status, z20.status) == (404, 404) and not z20.retryable
+    landed = read_raw(z18.raw_paths[-1])
+    assert landed.meta["body_encoding"] == "base64" and landed.content() == z18.payload
+    assert landed.meta["headers"]["content-type"] == "application/zip" and "last-modified" in landed.meta["headers"]
+    assert read_raw(c18.raw_paths[-1]).content().decode().endswith("  ETHUSDT-metrics-2026-11-18.zip\n")
+    oi, _ = archive.parse_metrics(landed.content(), "ETHUSDT", days[0])
+    assert oi.height == 288
+
+
+@pytest.mark.parametrize(("truncated", "loaded"), [(1, True), (2, False)])
+def test_a_download_that_fails_its_checksum_is_fetched_again_then_recorded_not_loaded(sim, tmp_path, truncated, loaded):
+    sim.clear_faults()
+    sim.add_fault("binance", "archive_metrics", kind="malformed_json", times=truncated)  # a cut-off transfer
+    [(checksum, content)] = fetch_days(sim, tmp_path, "BTCUSDT", [date(2026, 11, 18)])
+    assert checksum.ok and content.ok is loaded and len(content.raw_paths) == 2  # both downloads landed
+    if not loaded:
+        assert "differs from the published" in content.error and "not loaded" in content.error
+        assert not content.retryable
+
+
+def test_a_transient_403_is_retried_and_a_404_is_not(sim, tmp_path):
+    sim.clear_faults()
+    sim.add_fault("binance", "archive_metrics", kind="status", status=403, times=1)  # CloudFront AccessDenied
+    [(_, content)] = fetch_days(sim, tmp_path, "BTCUSDT", [date(2026, 11, 18)])
+    assert content.ok and content.statuses == [403, 200]
+    [(_, missing)] = fetch_days(sim, tmp_path, "BTCUSDT", [date(2021, 11, 30)])
+    assert missing.statuses == [404]

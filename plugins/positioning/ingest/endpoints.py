@@ -15,6 +15,8 @@ class Endpoint:
     name: str
     path: str  # may contain {symbol}
     costs: Mapping[str, int]  # rate-limit group -> weight this call consumes
+    # "json" (decoded, envelope-checked), or "bytes": a file (an archive's zip) kept as bytes and landed base64
+    body: str = "json"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ function); this module does the rest, once:
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import re
@@ -43,6 +44,8 @@ LANDED_HEADERS = (
     "x-ratelimit-limit",
     "x-ratelimit-remaining",
     "date",
+    "last-modified",  # a file's version (the Binance archive re-uploads fixed days)
+    "etag",
 )
 _SECRET_PATH = re.compile(r"/bot[^/]+/")
 _SECRET_PARAMS = {"token", "key", "apikey", "api_key", "secret", "signature", "password"}
@@ -111,9 +114,12 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 def classify_response(
-    venue: str, status: int, headers: httpx.Headers, body: bytes, envelope_error: EnvelopeCheck
+    venue: str, status: int, headers: httpx.Headers, body: bytes, envelope_error: EnvelopeCheck, body_format: str = "json"
 ) -> _Verdict:
-    """Decide success, retry or give up for one HTTP response."""
+    """Decide success, retry or give up for one HTTP response. A ``bytes`` endpoint (a file) succeeds with its
+    body as the payload; its errors are the HTTP status alone (a 404 is "no such file", not retried)."""
+    if body_format == "bytes":
+        return _file_verdict(status, headers, body)
     try:
         payload = json.loads(body) if body else None
         decoded = True
@@ -154,6 +160,17 @@ def classify_response(
             pause_venue=envelope.rate_limited,
         )
     return _Verdict(True, False, None, payload, None)
+
+
+def _file_verdict(status: int, headers: httpx.Headers, body: bytes) -> _Verdict:
+    """A file download's outcome: 2xx is the file; 403 (S3/CloudFront's transient AccessDenied), 408, 429 and 5xx
+    are retried; anything else (404 NoSuchKey) is final."""
+    if 200 <= status < 300:
+        return _Verdict(True, False, None, body, None)
+    retry_after = _retry_after_seconds(headers, None)
+    detail = _short(body.decode("utf-8", "replace")) if body else "empty body"
+    retryable = status in (403, 408, 429) or status >= 500
+    return _Verdict(False, retryable, f"HTTP {status}: {detail}", None, retry_after, pause_venue=status == 429)
 
 
 class VenueClient:
@@ -328,7 +345,7 @@ class VenueClient:
             verdict = _Verdict(False, True, transport_error, None, None)
         else:
             assert status is not None
-            verdict = classify_response(self.venue, status, headers, body, self.envelope_error)
+            verdict = classify_response(self.venue, status, headers, body, self.envelope_error, endpoint.body)
         result.status = status
         result.statuses.append(status)
         if self.lander is not None:
@@ -349,5 +366,8 @@ class VenueClient:
                 "ok": verdict.ok,
                 "error": verdict.reason,
             }
+            if endpoint.body == "bytes":  # a file is landed byte for byte (base64 in the JSON record)
+                meta["body_encoding"] = "base64"
+                body = base64.b64encode(body)
             result.raw_paths.append(str(self.lander.land(endpoint.name, meta, body)))
         return verdict

@@ -18,6 +18,7 @@ Raw files older than a few days can be compacted (:mod:`positioning.ingest.compa
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import itertools
@@ -54,6 +55,12 @@ class RawResponse:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    def content(self) -> bytes:
+        """The body as the venue sent it: bytes of a file landed base64 (``meta.body_encoding``), else UTF-8."""
+        if self.meta.get("body_encoding") == "base64":
+            return base64.b64decode(self.body)
+        return self.body.encode("utf-8")
 
 
 def read_raw(path: str | Path) -> RawResponse:

@@ -24,7 +24,7 @@ GENERIC_FAULT_KINDS: dict[str, str] = {
     "latency": "sleep seconds= before answering normally",
     "timeout": "sleep seconds= (default 30) before answering; the client is expected to time out first",
     "connection_reset": "close the socket with SO_LINGER 0 (TCP RST) without any response",
-    "malformed_json": "HTTP 200 with the JSON body cut in half",
+    "malformed_json": "HTTP 200 with the JSON body (or the file) cut in half",
     "html_error": "an HTML page like a CDN error, status= (default 502)",
     "missing_field": "remove field= from every data row",
     "rename_field": "rename field= to to= in every data row",

@@ -231,8 +231,11 @@ class VenueSimulator:
         if reply.status == 200:
             self._apply_data_faults(venue, request, request_symbol, faults, reply)
         if any(fault.kind == "malformed_json" for fault in faults):
-            reply.text = json.dumps(reply.body, separators=(",", ":"))
-            reply.text = reply.text[: max(1, len(reply.text) // 2)]
+            if reply.content is not None:  # a file: a truncated download
+                reply.content = reply.content[: max(1, len(reply.content) // 2)]
+            else:
+                reply.text = json.dumps(reply.body, separators=(",", ":")) if reply.text is None else reply.text
+                reply.text = reply.text[: max(1, len(reply.text) // 2)]
         return reply
 
     def _terminal_reply(self, venue: SimVenue, fault: Fault, request: Request) -> Reply | bool | None:
