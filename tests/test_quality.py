@@ -351,7 +351,7 @@ def test_bitget_ratio_on_the_hundredth_scale_publishes_its_shares_quotient(posit
         quotient = row["long_share"] / row["short_share"]
         assert row["value"] == pytest.approx(quotient, rel=2e-4)
         if row["symbol"] in scaled:
-            assert row["ratio_source"] == "shares" and row["venue_ratio"] == pytest.approx(quotient / 100, rel=1e-3)
+            assert row["ratio_source"] == "shares" and row["venue_ratio"] == pytest.approx(quotient / 100, abs=5e-5)
         else:
             assert row["ratio_source"] == "venue" and row["venue_ratio"] == row["value"]
     result = query(data_dir, "SELECT * FROM quality.expectation_results WHERE expectation = 'ratio_on_shares_scale'")[0]

@@ -63,10 +63,15 @@ def test_a_venue_trading_an_asset_singly_and_in_multiples_uses_the_single_one():
 
 def test_a_ratio_one_hundredth_of_its_shares_quotient_publishes_the_quotient():
     live = {"ratio": 0.0138, "long_share": 0.58, "short_share": 0.42}  # Bitget account-long-short, 2024-10-19
+    # A low ratio on that scale with four decimals is off its quotient by more than 1 % only through rounding.
+    low = {"ratio": 0.0031, "long_share": 0.2345, "short_share": 0.7655}  # 0.3063 / 100, printed "0.0031"
     frame = pl.DataFrame([live, {**live, "ratio": 1.38}, {**live, "ratio": 138.1}, {**live, "ratio": 4.14},
-                          {**live, "long_share": None, "short_share": None}])  # fmt: skip
+                          {**live, "long_share": None, "short_share": None}, low,
+                          {**low, "ratio": 0.0033}, {**live, "ratio": 0.0}])  # fmt: skip
     result = on_shares_scale(frame, tolerance=0.01).to_dicts()
-    assert [r["ratio_source"] for r in result] == ["shares", "venue", "shares", "venue", "venue"]
+    sources = ["shares", "venue", "shares", "venue", "venue", "shares", "venue", "venue"]  # a zero ratio: as sent
+    assert [r["ratio_source"] for r in result] == sources
+    assert result[5]["ratio"] == pytest.approx(0.2345 / 0.7655)
     assert result[0]["ratio"] == pytest.approx(0.58 / 0.42) and result[0]["venue_ratio"] == 0.0138
     assert result[2]["ratio"] == pytest.approx(0.58 / 0.42)  # x100 the other way
     assert result[3]["ratio"] == 4.14  # 3x off: kept as sent, for the gate to quarantine

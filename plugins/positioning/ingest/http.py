@@ -114,7 +114,12 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 def classify_response(
-    venue: str, status: int, headers: httpx.Headers, body: bytes, envelope_error: EnvelopeCheck, body_format: str = "json"
+    venue: str,
+    status: int,
+    headers: httpx.Headers,
+    body: bytes,
+    envelope_error: EnvelopeCheck,
+    body_format: str = "json",
 ) -> _Verdict:
     """Decide success, retry or give up for one HTTP response. A ``bytes`` endpoint (a file) succeeds with its
     body as the payload; its errors are the HTTP status alone (a 404 is "no such file", not retried)."""

@@ -160,8 +160,8 @@ class Bitget(SimVenue):
         rows = []
         for bucket in ended_buckets(period, first, last):
             served = state.ratio_strings(self.name, request.endpoint, instrument.instrument_id, period, bucket)
-            if hundredth:  # the same significant digits, two places further right
-                served["ratio"] = fmt(Decimal(served["ratio"]).scaleb(-2), 6)
+            if hundredth:  # two places further right, printed with four decimals like the live "0.0138"
+                served["ratio"] = fmt(Decimal(served["ratio"]).scaleb(-2), 4)
             rows.append({long_name: served["long_share"], short_name: served["short_share"],
                          ratio_name: served["ratio"], "ts": str(bucket)})  # fmt: skip
         return self.ok(rows, request.now_ms)
