@@ -15,6 +15,10 @@ class Endpoint:
     name: str
     path: str  # may contain {symbol}
     costs: Mapping[str, int]  # rate-limit group -> weight this call consumes
+    # A venue whose reads are POSTs of a JSON body (Hyperliquid ``POST /info {"type": ...}``) declares both here:
+    # the body names what is asked, so it is part of the endpoint, and it is landed with the response.
+    method: str = "GET"
+    body: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
