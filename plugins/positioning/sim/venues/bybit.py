@@ -33,7 +33,7 @@ FUTURES_EXPIRIES = ("26DEC26", "27MAR27", "26JUN27")
 LISTING_DEFAULT, LISTING_MAX = 500, 1000  # §1.1
 LIMITS = {"account-ratio": (50, 500), "open-interest": (50, 200)}  # endpoint -> (default, max) limit
 TOO_FREQUENT_PAGE = (
-    "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\">\n<HTML><HEAD><TITLE>ERROR: The request "
+    '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">\n<HTML><HEAD><TITLE>ERROR: The request '
     "could not be satisfied</TITLE></HEAD><BODY>\n<H1>403 ERROR</H1>\n<H2>access too frequent</H2>\n</BODY></HTML>"
 )
 
@@ -171,14 +171,19 @@ class Bybit(SimVenue):
     def do_tickers(self, request: Request, state: SimState) -> Reply:
         self._linear(request)
         now = request.now_ms
-        instruments = [self._instrument(request, state)] if request.params.get("symbol") else state.instruments(self.name)
+        instruments = (
+            [self._instrument(request, state)] if request.params.get("symbol") else state.instruments(self.name)
+        )
         single_side = request.options.get("bybit_single_side", "present") == "present"
         rows = []
         for instrument in instruments:
             symbol, futures = instrument.instrument_id, instrument.kind == "delivery"
             mark = state.mark_price_string(self.name, symbol, now)
             decimals = state.price_decimals(instrument.base, instrument.multiplier)
-            oi, values = state.open_interest_strings(self.name, symbol, now), self.oi_value_strings(state, instrument, now)
+            oi, values = (
+                state.open_interest_strings(self.name, symbol, now),
+                self.oi_value_strings(state, instrument, now),
+            )
             row = {
                 "symbol": symbol, "lastPrice": mark,
                 "indexPrice": state.index_price_string(instrument.base, now, instrument.multiplier),
@@ -209,7 +214,11 @@ class Bybit(SimVenue):
             raise self.fail(10001, "params error: startTime or endTime is invalid", now) from None
         if end is None:
             start = None
-        last = last_ended_start(period, now) if end is None else min(last_ended_start(period, now), bucket_start(period, end))
+        last = (
+            last_ended_start(period, now)
+            if end is None
+            else min(last_ended_start(period, now), bucket_start(period, end))
+        )
         cursor = request.params.get("cursor")
         if cursor:  # received decoded once: "lastid=<n>&lasttime=<seconds>"
             fields = dict(part.partition("=")[::2] for part in cursor.split("&"))

@@ -91,8 +91,9 @@ class Hyperliquid(SimVenue):
         dex = request.body.get("dex") or ""
         if dex:
             # Copies: faults edit the rows of a reply in place.
-            universe, contexts = ([dict(e) for e in HIP3_UNIVERSE], [dict(c) for c in HIP3_CONTEXTS]) if dex == "xyz" \
-                else ([], [])
+            universe, contexts = (
+                ([dict(e) for e in HIP3_UNIVERSE], [dict(c) for c in HIP3_CONTEXTS]) if dex == "xyz" else ([], [])
+            )
         else:
             universe, contexts = self._first_dex(request, state)
         meta = {"universe": universe, "marginTables": MARGIN_TABLES, "collateralToken": 0}
