@@ -22,7 +22,10 @@ def test_dags_test_with_a_fresh_airflow_home_fills_the_snapshot(sim, tmp_path):
             "AIRFLOW_HOME": str(tmp_path / "fresh-airflow-home"),
             "POSITIONING_DATA_DIR": str(tmp_path / "data"),
             "POSITIONING_EXTRACT_RETRIES": "0",
-            **{f"AIRFLOW_CONN_POSITIONING_{venue}": sim.base_url for venue in ("BINANCE", "OKX", "BITGET", "STRIKE")},
+            **{
+                f"AIRFLOW_CONN_POSITIONING_{venue}": sim.base_url
+                for venue in ("BINANCE", "OKX", "BITGET", "STRIKE", "BYBIT", "HYPERLIQUID")
+            },
         }
     )
     conf = json.dumps({"symbols": ["BTC", "ETH"]})
