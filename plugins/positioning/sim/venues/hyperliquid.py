@@ -46,7 +46,7 @@ class Hyperliquid(SimVenue):
     oi_scale = 0.18
     funding_decimals = 10
     oi_decimals = 2
-    row_symbol_keys = ()  # contexts carry no name
+    row_symbol_keys = ("name",)  # universe entries name their coin; contexts carry no name
 
     # ------------------------------------------------------------------ routing and limits
     def route_request(self, method: str, path: str, body: Any) -> tuple[str, str | None] | None:
@@ -136,9 +136,12 @@ class Hyperliquid(SimVenue):
         return Reply(429, None)
 
     def locate_rows(self, endpoint: str, body: Any) -> tuple[list | None, list]:
-        """The contexts (the per-asset values); the universe is cleared with them (see :meth:`empty`)."""
+        """The contexts hold the data; faults operate on the universe entries and the contexts (a fault for one
+        symbol finds its universe entry by ``name``; the contexts, aligned by index, carry none)."""
         if isinstance(body, list) and len(body) == 2 and isinstance(body[1], list):
-            return body[1], body[1]
+            return body[1], [*body[0].get("universe", []), *body[1]]
+        if isinstance(body, dict):  # meta
+            return None, body.get("universe", [])
         return None, []
 
     def empty(self, endpoint: str, body: Any) -> Any:
