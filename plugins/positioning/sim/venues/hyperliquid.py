@@ -68,7 +68,7 @@ class Hyperliquid(SimVenue):
     def instruments(self, state: SimState) -> list[Instrument]:
         listing = []
         for base in state.symbols:
-            if base in self.unlisted or base.startswith("TAIL"):  # a few hundred perps, not the synthetic tail
+            if base in self.unlisted:
                 continue
             served = MULTIPLIED.get(base, base)
             listing.append(Instrument(self.name, served, base, quote="USDC", status="delisted" if base == DELISTED
