@@ -227,7 +227,7 @@ def assert_snapshot(airflow: RunningAirflow, run: dict) -> dict[str, dict]:
     rows = snapshot_rows(airflow.data_dir, parse_ts(run["data_interval_end"]))
     assert sorted(rows) == SYMBOLS
     for symbol, row in rows.items():
-        assert row["venues_with_oi"] == 4, (symbol, row)  # BTC and ETH are listed on all four simulated venues
+        assert row["venues_with_oi"] == 6, (symbol, row)  # BTC and ETH are listed on all six simulated venues
         assert row["total_oi_usd"] > 0 and row["avg_ls_ratio"] > 0 and row["skew_label"] != "NO_DATA", (symbol, row)
     return rows
 
