@@ -12,7 +12,10 @@ function); this module does the rest, once:
   venue, not just the request that saw it;
 * 451 geo-blocks, other 4xx and non-retryable envelope codes (invalid symbol...) are not retried;
 * error envelopes sent with HTTP 200 (OKX ``code != "0"``, Bitget ``code != "00000"``) are detected;
-* every attempt, successful or not, is landed as a raw file before anything else looks at it.
+* every attempt, successful or not, is landed as a raw file before anything else looks at it;
+* an endpoint declared as a POST of a JSON body (Hyperliquid's ``POST /info {"type": ...}``) is sent as declared by
+  :meth:`VenueClient.get`, and its body is landed with the response (``request_body``), so a raw file says what
+  was asked however the venue names it.
 """
 
 from __future__ import annotations
