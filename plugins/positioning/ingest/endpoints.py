@@ -18,7 +18,7 @@ class Endpoint:
     # A venue whose reads are POSTs of a JSON body (Hyperliquid ``POST /info {"type": ...}``) declares both here:
     # the body names what is asked, so it is part of the endpoint, and it is landed with the response.
     method: str = "GET"
-    body: Mapping[str, Any] | None = None
+    request_body: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -233,7 +233,7 @@ class VenueClient:
             endpoint.method,
             endpoint,
             params,
-            json_body=dict(endpoint.body or {}),
+            json_body=dict(endpoint.request_body or {}),
             land_body=True,
             symbol=symbol,
             path_params=path_params,

@@ -42,7 +42,7 @@ PAST_UNAVAILABLE = ("oi_coins", "oi_usd", "mark_price", "funding_rate")
 # §2.0 "REST requests share an aggregated weight limit of 1200 per minute"; metaAndAssetCtxs weighs 20.
 LIMITS = {"weight": RateLimit(1200, 60.0, "§2.0 1200 weight / min / IP")}
 META_AND_ASSET_CTXS = Endpoint(
-    "metaAndAssetCtxs", "/info", {"weight": 20}, method="POST", body={"type": "metaAndAssetCtxs"}
+    "metaAndAssetCtxs", "/info", {"weight": 20}, method="POST", request_body={"type": "metaAndAssetCtxs"}
 )
 RECEIVED_AT_PARAM = "_received_at_ms"
 HIP3_SEPARATOR = ":"  # §2.0 builder-deployed perps "always have name in the format {dex}:{coin}"
