@@ -27,7 +27,7 @@ from positioning.symbols import default_symbols
 from tabulate import tabulate
 
 AIRFLOW = Path(sys.executable).with_name("airflow")
-VENUE_CONNECTIONS = ("BINANCE", "OKX", "BITGET", "STRIKE")
+VENUE_CONNECTIONS = ("BINANCE", "OKX", "BITGET", "STRIKE", "BYBIT", "HYPERLIQUID")
 
 
 def one_run(symbols: list[str], interval_end: datetime) -> dict:

@@ -1,4 +1,4 @@
-"""Benchmark: a full snapshot of N symbols across all four venues against the simulator with realistic latency.
+"""Benchmark: a full snapshot of N symbols across every registered venue (six built in) against the simulator with realistic latency.
 
 Prints, for our extraction and for a naive baseline run in the same invocation against the same simulator:
 requests made vs the minimum the venues' batch endpoints allow, 429s received, and wall time vs the rate-limit
@@ -50,6 +50,8 @@ def minimum_requests(sim: VenueSimulator, symbols: tuple[str, ...]) -> dict[str,
         "okx": 4 + listed["okx"],  # instruments, open-interest, mark-price, funding-rate (all); 1 ratio each
         "bitget": 2 + listed["bitget"],  # contracts + tickers (all); account-long-short per symbol
         "strike": 1,  # /markets carries every market
+        "bybit": 2 + listed["bybit"],  # instruments-info + tickers (all); account-ratio per symbol
+        "hyperliquid": 1,  # one POST /info metaAndAssetCtxs carries every perp
     }
 
 
@@ -63,6 +65,8 @@ def rate_limit_floor(sim: VenueSimulator, symbols: tuple[str, ...]) -> tuple[flo
         ("okx", "long-short-account-ratio"): listed["okx"],
         ("bitget", "account-long-short"): listed["bitget"],
         ("strike", "public"): 1,
+        ("bybit", "ip"): 2 + listed["bybit"],
+        ("hyperliquid", "weight"): 20,  # one call of weight 20
     }
     floors = {}
     for (venue, group), count in per_group.items():
@@ -110,6 +114,9 @@ def naive_calls(symbol: str) -> list[tuple[str, dict]]:
         ("/api/v2/mix/market/tickers", {"productType": "USDT-FUTURES"}),  # for this symbol's mark price
         ("/api/v2/mix/market/account-long-short", {"symbol": f"{symbol}USDT", "period": "1h"}),
         (f"/market/{symbol}-USD", {}),
+        ("/v5/market/tickers", {"category": "linear", "symbol": f"{symbol}USDT"}),
+        ("/v5/market/account-ratio", {"category": "linear", "symbol": f"{symbol}USDT", "period": "1h", "limit": 2}),
+        ("/info", {"type": "metaAndAssetCtxs"}),  # Hyperliquid: a POST whose JSON body names the read
     ]
 
 
@@ -119,7 +126,8 @@ def run_naive(sim: VenueSimulator, symbols: tuple[str, ...]) -> float:
         for symbol in symbols:
             for path, params in naive_calls(symbol):
                 for _ in range(5):
-                    response = client.get(path, params=params)
+                    post = path == "/info"  # Hyperliquid's reads are POSTs
+                    response = client.post(path, json=params) if post else client.get(path, params=params)
                     if response.status_code not in (418, 429):
                         break
                     time.sleep(float(response.headers.get("retry-after", "1")))
@@ -184,7 +192,7 @@ def main() -> None:
         for r in rows
     ]
     print(
-        f"extract snapshot, all four venues, simulator latency {args.latency * 1000:.0f} ms per request; "
+        f"extract snapshot, all {len(VENUES)} venues, simulator latency {args.latency * 1000:.0f} ms per request; "
         f"median of {args.repeats} runs (the most 429s of any run)"
     )
     print(

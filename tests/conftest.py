@@ -70,12 +70,13 @@ def positioning_dag(airflow_db):
 
 @pytest.fixture
 def sim(monkeypatch) -> Iterator:
-    """The venue simulator on 127.0.0.1 with a frozen clock, wired into the five connections."""
+    """The venue simulator on 127.0.0.1 with a frozen clock, wired into every venue's connection."""
+    from positioning import registry
     from positioning.sim import VenueSimulator
 
     with VenueSimulator(host="127.0.0.1", port=0, seed=7, now_ms=SIM_NOW_MS) as simulator:
-        for venue in ("BINANCE", "OKX", "BITGET", "STRIKE"):
-            monkeypatch.setenv(f"AIRFLOW_CONN_POSITIONING_{venue}", simulator.base_url)
+        for venue in registry.names():
+            monkeypatch.setenv(f"AIRFLOW_CONN_POSITIONING_{venue.upper()}", simulator.base_url)
         yield simulator
 
 

@@ -30,12 +30,17 @@ Outcomes (the "expected" column):
 ``symbol_failed``  a non-retryable error for one symbol (the venue's invalid-symbol error; Binance's JSON error
                    body sent with HTTP 200): not retried (one attempt), recorded in ``ops.extract_failures``, that
                    symbol's rows from that endpoint absent, everything else published.
+``symbol_skipped`` (Hyperliquid, which asks nothing per symbol) the symbol is absent from the venue's universe:
+                   skipped with its reason, nothing failed, that symbol's rows absent, everything else published.
 
 Per-venue notes: Binance has no HTTP-200 error envelope in its documentation; the simulator can still send its
 JSON error body (``{"code": -1000, ...}``) with HTTP 200, which the client detects and, the code not being a
 retryable one, does not retry (``symbol_failed``). Strike has no per-symbol endpoint in its normal plan (its one
 ``/markets`` call carries every market); its invalid-symbol case serves ``/markets`` without data so that the
-per-market ``/market/{symbol}`` endpoint is used, and answers that with Strike's 404 body for BTC.
+per-market ``/market/{symbol}`` endpoint is used, and answers that with Strike's 404 body for BTC. Hyperliquid's
+one ``POST /info`` call is both its listing and its data: its field and error-envelope faults take the venue down
+(its listing), and its unknown-symbol case renames BTC in the universe. Bybit's per-symbol call is the account
+ratio; its HTTP-200 error envelope is ``retCode`` 10006 (the API rate limit: retried).
 
 ``python -m tests.reliability_matrix`` runs the full matrix through pytest and prints the table.
 """
@@ -47,16 +52,25 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-VENUES = ("binance", "okx", "bitget", "strike")
+VENUES = ("binance", "okx", "bitget", "strike", "bybit", "hyperliquid")
 SYMBOLS = ("BTC", "ETH")
 # The call each plan makes first: a fault here takes the venue down.
-LISTING = {"binance": "exchangeInfo", "okx": "instruments", "bitget": "contracts", "strike": "markets"}
-# A call made once per symbol (Strike: its single /markets call): a fault here with times=1 is retried.
+LISTING = {
+    "binance": "exchangeInfo",
+    "okx": "instruments",
+    "bitget": "contracts",
+    "strike": "markets",
+    "bybit": "instruments-info",
+    "hyperliquid": "metaAndAssetCtxs",
+}
+# A call made once per symbol (Strike, Hyperliquid: their single call): a fault here with times=1 is retried.
 PER_SYMBOL = {
     "binance": "openInterest",
     "okx": "long-short-account-ratio",
     "bitget": "account-long-short",
     "strike": "markets",
+    "bybit": "account-ratio",
+    "hyperliquid": "metaAndAssetCtxs",
 }
 # What each PER_SYMBOL endpoint contributes to core.fact_positioning.
 PER_SYMBOL_METRICS = {
@@ -64,6 +78,8 @@ PER_SYMBOL_METRICS = {
     "okx": ("ls_account",),
     "bitget": ("ls_account",),
     "strike": None,  # every Strike fact
+    "bybit": ("ls_account",),
+    "hyperliquid": None,  # every Hyperliquid fact
 }
 OKX_OI_METRICS = ("oi_contracts", "oi_coins", "oi_usd")
 FULL_MATRIX_ENV = "POSITIONING_FULL_MATRIX"
@@ -91,7 +107,7 @@ class FaultSpec:
 
 @dataclass(frozen=True)
 class Expectation:
-    outcome: str  # recovered | venue_failed | rows_absent | venue_empty | symbol_failed
+    outcome: str  # recovered | venue_failed | rows_absent | venue_empty | symbol_failed | symbol_skipped
     extract_state: str = "success"  # the faulty venue's extract task
     venue_status: str = "ok"  # ops.extract_runs.status of the faulty venue
     # (endpoint, symbol, HTTP status or None for a transport error, attempts, retryable) in ops.extract_failures
@@ -115,6 +131,7 @@ class Expectation:
             "rows_absent": "parse error recorded, affected rows absent, rest published",
             "venue_empty": "venue present with no rows, completeness warning",
             "symbol_failed": "symbol failed (not retried), recorded, rest published",
+            "symbol_skipped": "symbol unknown to the venue: skipped with its reason, rest published",
         }[self.outcome]
         if self.outcome == "rows_absent" and self.extract_state == "failed":
             text = "listing unparseable: venue failed, parse error recorded, others published"
@@ -149,15 +166,18 @@ def _missing_or_renamed(venue: str, kind: str) -> tuple[FaultSpec, Expectation]:
         "okx": ("open-interest", "oi", OKX_OI_METRICS, None),
         "bitget": ("account-long-short", "longShortAccountRatio", PER_SYMBOL_METRICS["bitget"], "BTC"),
         "strike": ("markets", "symbol", None, None),
+        "bybit": ("account-ratio", "buyRatio", PER_SYMBOL_METRICS["bybit"], "BTC"),
+        # Hyperliquid's one call is its listing: BTC's universe entry without its name makes the listing unusable.
+        "hyperliquid": ("metaAndAssetCtxs", "name", None, None),
     }[venue]
     options = {"field": field_name} if kind == "missing_field" else {"field": field_name, "to": f"{field_name}_v2"}
     fault = FaultSpec(endpoint, kind, symbol="BTC", options=options)
-    if venue == "strike":
+    if venue in ("strike", "hyperliquid"):
         return fault, Expectation(
             "rows_absent",
             extract_state="failed",
             venue_status="failed",
-            parse_error_endpoint="markets",
+            parse_error_endpoint=endpoint,
             absent_required=True,
             completeness_warning=True,
         )
@@ -176,10 +196,14 @@ INVALID_SYMBOL = {
     "okx": (200, {"kind": "error_envelope", "code": "51001", "msg": "Instrument ID doesn't exist."}),
     "bitget": (400, {"kind": "status", "status": 400, "body": {"code": "40034", "msg": "Parameter does not exist"}}),
     "strike": (404, {"kind": "status", "status": 404, "body": {"error": 404, "message": "Market not found"}}),
+    "bybit": (200, {"kind": "error_envelope", "code": 10001, "msg": "params error: symbol invalid"}),
 }
 
 
 def _unknown_symbol(venue: str) -> tuple[tuple[FaultSpec, ...], Expectation]:
+    if venue == "hyperliquid":  # nothing is asked per symbol: a coin its universe does not name is skipped
+        fault = FaultSpec("metaAndAssetCtxs", "override", symbol="BTC", options={"field": "name", "value": "UNKNOWN1"})
+        return (fault,), Expectation("symbol_skipped", absent_symbol="BTC", absent_required=True)
     status, spec = INVALID_SYMBOL[venue]
     options = {k: v for k, v in spec.items() if k != "kind"}
     endpoint = "market" if venue == "strike" else PER_SYMBOL[venue]
@@ -208,7 +232,20 @@ def _error_envelope(venue: str) -> tuple[FaultSpec, Expectation]:
             absent_metrics=PER_SYMBOL_METRICS["binance"],
             absent_required=True,
         )
+    if venue == "hyperliquid":  # a JSON error object on its one call (the listing): not retryable, venue down
+        return FaultSpec(
+            "metaAndAssetCtxs", "error_envelope", options={"code": 400, "msg": "bad request"}
+        ), Expectation(
+            "venue_failed",
+            "failed",
+            "failed",
+            failure=("metaAndAssetCtxs", None, 200, 1, False),
+            max_requests=1,
+            absent_required=True,
+            completeness_warning=True,
+        )
     options = {
+        "bybit": {"code": 10006, "msg": "Too many visits!"},  # Bybit's API rate limit (retCode 10006)
         "okx": {"code": "50011", "msg": "Too Many Requests"},  # OKX's rate-limit code
         "bitget": {"code": "429", "msg": "Too Many Requests"},  # Bitget's rate-limit code
         "strike": {"msg": "Too Many Requests"},  # Strike {"success": false, "message": ...}: rate limited
@@ -288,7 +325,7 @@ def full_matrix() -> list[Scenario]:
 
 
 def reduced_matrix() -> list[Scenario]:
-    """Every scenario once, on a venue chosen round-robin (CI): 15 DAG runs instead of 60."""
+    """Every scenario once, on a venue chosen round-robin (CI): 15 DAG runs instead of 90."""
     by_name = {venue: {s.name: s for s in scenarios_for(venue)} for venue in VENUES}
     return [by_name[VENUES[i % len(VENUES)]][name] for i, name in enumerate(SCENARIO_NAMES)]
 

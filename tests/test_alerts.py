@@ -17,6 +17,7 @@ import duckdb
 import pytest
 from conftest import INTERVAL_END
 from fake_telegram import FakeTelegram, parse_html
+from positioning import registry
 from positioning.alerts import run_alerts
 from positioning.alerts import telegram as telegram_module
 from positioning.alerts.render import escape, split_message, utf16_units
@@ -417,7 +418,7 @@ def test_dag_runs_with_a_token_alert_once_and_leak_the_token_nowhere(
     # The same interval once more, now blocked by the quality gate: an operational alert, and the run still fails
     # (the alert task is a teardown: it runs after a failure and does not turn the run green).
     sim.clear_faults()
-    for venue in ("binance", "okx", "bitget", "strike"):  # every venue answers with no rows: the gate blocks
+    for venue in registry.names():  # every venue answers with no rows: the gate blocks
         sim.add_fault(venue, kind="empty_data")
     blocked = positioning_dag.test(logical_date=INTERVAL_END, run_conf=conf)
     states = {ti.task_id: ti.state for ti in blocked.get_task_instances()}

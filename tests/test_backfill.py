@@ -128,7 +128,7 @@ def test_past_interval_loads_history_facts_and_a_gap_loads_nothing_without_faili
     pairs = set(query(warehouse, "SELECT DISTINCT venue, metric FROM core.fact_positioning"))
     assert pairs == {
         ("binance", m) for m in ("oi_coins", "oi_usd", "ls_top_position", "ls_top_account", "ls_global_account")
-    } | {("okx", "ls_account")}
+    } | {("okx", "ls_account"), ("bybit", "oi_coins"), ("bybit", "ls_account")}  # Bybit's OI history: coins only
     # Values are the buckets that ended at the interval end, stamped with their start.
     assert set(query(warehouse, "SELECT DISTINCT source_ts FROM core.fact_positioning")) == {
         (past.replace(tzinfo=None) - timedelta(hours=1),)
@@ -140,7 +140,12 @@ def test_past_interval_loads_history_facts_and_a_gap_loads_nothing_without_faili
 
     old = INTERVAL_END - timedelta(days=31)
     extract_all(relaxed_sim, tmp_path, old, "old")
-    assert load_interval(old, "old", data=tmp_path, config=NO_DOCS)["facts"] == 0
+    # Only Bybit keeps history back to each symbol's launch: 3 symbols x (oi_coins, ls_account); nothing else.
+    assert load_interval(old, "old", data=tmp_path, config=NO_DOCS)["facts"] == 6
+    old_venues = query(
+        warehouse, "SELECT DISTINCT venue FROM core.fact_positioning WHERE ts = ?", [old.replace(tzinfo=None)]
+    )
+    assert old_venues == [("bybit",)]
     kinds = query(
         warehouse, "SELECT DISTINCT kind FROM ops.interval_unavailable WHERE ts = ?", [old.replace(tzinfo=None)]
     )
@@ -207,8 +212,9 @@ def warehouse_dump(data: Path) -> dict[str, list[tuple]]:
 def test_bulk_fill_killed_twice_and_restarted_gives_the_same_warehouse(relaxed_sim, tmp_path):
     whole = fill(relaxed_sim, tmp_path / "whole")
     assert whole["complete"] and whole["published"] == 12 and whole["rate_limited"] == 0
-    # Binance: listing + 4 endpoints x 3 symbols, one page each; OKX: listing + one call per listed coin.
-    assert whole["requests_sent"] == {"binance": 13, "okx": 3}
+    # Binance: listing + 4 endpoints x 3 symbols, one page each; OKX: listing + one call per listed coin;
+    # Bybit: listing + OI history and account ratio x 3 symbols, one page each.
+    assert whole["requests_sent"] == {"binance": 13, "okx": 3, "bybit": 7}
 
     interrupted = tmp_path / "interrupted"
     with pytest.raises(BulkInterrupted):
@@ -246,5 +252,5 @@ def test_dag_runs_over_past_intervals_equal_the_bulk_fill(positioning_dag, sim, 
     where = "WHERE ts IN ({})".format(", ".join(f"TIMESTAMP '{e:%Y-%m-%d %H:%M:%S}'" for e in ends))
     dag_facts = query(data_dir / "warehouse.duckdb", FACT_QUERY.format(where=where))
     bulk_facts = query(bulk / "warehouse.duckdb", FACT_QUERY.format(where=where))
-    assert len(dag_facts) == 3 * 17  # 3 symbols x 5 Binance metrics + 2 OKX coins
+    assert len(dag_facts) == 3 * 23  # 3 symbols x (5 Binance + 2 Bybit metrics) + 2 OKX coins
     assert dag_facts == bulk_facts

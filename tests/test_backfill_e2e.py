@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import REPO
+from positioning import registry
 
 HOURS = int(os.environ.get("POSITIONING_E2E_HOURS", "4"))
 # Start-up, the runs (about 15 s of task processes each on 2 cores, 4 at a time) and the bulk fill to compare.
@@ -138,7 +139,8 @@ def test_airflow_backfill_create_equals_the_bulk_fill(tmp_path):
 
     with VenueSimulator(port=0, seed=7) as sim:  # the same seed as `positioning airflow --sim`
         bulk = tmp_path / "bulk"
-        run_fill((HOURS + 3) / 24, SYMBOLS, data=bulk, base_urls=dict.fromkeys(("binance", "okx"), sim.base_url))
+        base_urls = dict.fromkeys(registry.history_names(), sim.base_url)
+        run_fill((HOURS + 3) / 24, SYMBOLS, data=bulk, base_urls=base_urls)
     backfilled = facts(data / "warehouse.duckdb", ends)
     assert len({row[0] for row in backfilled}) == HOURS  # every backfilled hour has facts
     assert backfilled == facts(bulk / "warehouse.duckdb", ends)

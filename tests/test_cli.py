@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from positioning import warehouse
+from positioning import registry, warehouse
 from positioning.sim import VenueSimulator
 from positioning.symbols import normalise_symbols, split_symbols
 
@@ -44,7 +44,7 @@ def tree(directory: Path) -> dict[str, str]:
 def run(data: Path, *args: str, sim_url: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "POSITIONING_DATA_DIR": str(data)}
     if sim_url:
-        env.update({f"AIRFLOW_CONN_POSITIONING_{venue.upper()}": sim_url for venue in ("binance", "okx")})
+        env.update({f"AIRFLOW_CONN_POSITIONING_{venue.upper()}": sim_url for venue in registry.names()})
     return subprocess.run(
         [sys.executable, "-m", "positioning.cli", *args], env=env, capture_output=True, text=True, timeout=120
     )
@@ -83,7 +83,8 @@ def test_a_symbol_no_venue_lists_is_named_and_nothing_reaches_the_warehouse(data
     result = run(data, "backfill", "--days", "0.1", "--symbols", "BTC,NOTACOIN", sim_url=sim.base_url)
     assert result.returncode == 2, result.stderr
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("positioning backfill: error: --symbols NOTACOIN: not listed on binance or okx"), line
+    expected = "positioning backfill: error: --symbols NOTACOIN: not listed on binance or okx or bybit"
+    assert line.startswith(expected), line
     assert "Traceback" not in result.stderr
     assert tree(data)["warehouse.duckdb"] == before
 

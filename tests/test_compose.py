@@ -33,7 +33,7 @@ MOUNTS = {  # host path (relative to the repository) -> container path, for ever
     "./requirements.txt": "/opt/airflow/positioning-requirements.txt",
 }
 DATA_DIR = "/opt/airflow/positioning-data"
-VENUES = ("BINANCE", "OKX", "BITGET", "STRIKE")
+VENUES = ("BINANCE", "OKX", "BITGET", "STRIKE", "BYBIT", "HYPERLIQUID")
 DOCKER_COMPOSE = shutil.which("docker-compose")
 
 

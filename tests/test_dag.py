@@ -10,6 +10,7 @@ from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning.sim.venues.bitget import HUNDREDTH_RATIO_SYMBOLS
 
 SYMBOLS = ["btc", "ETH", "SOL", "HYPE", "MKR", "PEPE", "ORDI"]  # lower case on purpose: normalised
+VENUES = ("binance", "okx", "bitget", "strike", "bybit", "hyperliquid")
 HOUR_MS = 3_600_000
 
 
@@ -35,7 +36,7 @@ def table_dump(data_dir, table: str, order: str) -> list[tuple]:
 def expected_row(state, symbol: str) -> dict:
     """The snapshot row computed independently from the simulator's own state."""
     now, bucket = SIM_NOW_MS, int(INTERVAL_END.timestamp() * 1000) - HOUR_MS  # latest 1h bucket ended by ts
-    listed = {venue: state.listed(venue) for venue in ("binance", "okx", "bitget", "strike")}
+    listed = {venue: state.listed(venue) for venue in VENUES}
     oi = {
         venue: state.open_interest(venue, symbol, now)["usd"] if symbol in listed[venue] else None for venue in listed
     }
@@ -47,6 +48,8 @@ def expected_row(state, symbol: str) -> dict:
         served = state.ratio(venue, metric, symbol, period, bucket)
         if venue == "bitget" and metric == "account-long-short" and symbol in HUNDREDTH_RATIO_SYMBOLS:
             return served["long_share"] / served["short_share"]  # sent on a x0.01 scale: its shares' quotient
+        if venue == "bybit":
+            return served["long_share"] / served["short_share"]  # buyRatio / sellRatio: Bybit sends no ratio
         return served["ratio"]
 
     top = ratio("binance", "topLongShortPositionRatio")
@@ -63,6 +66,8 @@ def expected_row(state, symbol: str) -> dict:
         "okx_oi_usd": oi["okx"],
         "bitget_oi_usd": oi["bitget"],
         "strike_oi_usd": oi["strike"],
+        "bybit_oi_usd": oi["bybit"],  # one side: singleOpenInterestValue (the simulator's "usd")
+        "hyperliquid_oi_usd": oi["hyperliquid"],  # coins x mark
         "total_oi_usd": sum(v for v in oi.values() if v is not None),
         "venues_with_oi": sum(v is not None for v in oi.values()),
         "binance_top_trader_ls": top,
@@ -71,6 +76,7 @@ def expected_row(state, symbol: str) -> dict:
         "okx_ls": okx,
         "bitget_ls": ratio("bitget", "account-long-short"),
         "strike_ls": strike["long_usd"] / strike["short_usd"] if strike else None,
+        "bybit_ls": ratio("bybit", "account-ratio"),  # buyRatio / sellRatio (not in the seed average)
         "avg_ls_ratio": avg,
         "ls_metrics_count": len(averaged),
         "imbalance_pct": (avg - 1) / (avg + 1) * 100 if avg else None,
@@ -99,7 +105,7 @@ def test_dag_imports_and_uses_an_interval_timetable(positioning_dag):
     assert positioning_dag.max_consecutive_failed_dag_runs > 0
     assert positioning_dag.doc_md and "positioning" in positioning_dag.doc_md
     extracts = [t for t in positioning_dag.tasks if t.task_id.endswith(".extract")]
-    assert {t.pool for t in extracts} == {f"positioning_{v}" for v in ("binance", "okx", "bitget", "strike")}
+    assert {t.pool for t in extracts} == {f"positioning_{v}" for v in VENUES}
     assert all(t.retry_exponential_backoff for t in extracts)
     assert positioning_dag.get_task("load").pool == "positioning_warehouse"
 
@@ -219,11 +225,12 @@ def test_binance_geo_block_leaves_other_venues_loaded_and_is_recorded(positionin
     dag_run = run(positioning_dag, {"symbols": ["BTC", "ETH", "HYPE"]})
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
     assert states["binance.extract"] == "failed"
-    assert states["okx.extract"] == states["bitget.extract"] == states["strike.extract"] == "success"
+    assert all(states[f"{venue}.extract"] == "success" for venue in VENUES if venue != "binance")
     assert states["load"] == states["build_marts"] == "success"
     rows = snapshot(data_dir)
     assert rows["BTC"]["binance_oi_usd"] is None and rows["BTC"]["binance_top_trader_ls"] is None
-    assert rows["BTC"]["venues_with_oi"] == 3 and rows["BTC"]["ls_metrics_count"] == 1  # okx_ls only
+    # OKX, Bitget, Strike, Bybit, Hyperliquid
+    assert rows["BTC"]["venues_with_oi"] == 5 and rows["BTC"]["ls_metrics_count"] == 1  # okx_ls only
     assert rows["BTC"]["okx_oi_usd"] > 0 and rows["BTC"]["bitget_oi_usd"] > 0 and rows["BTC"]["strike_oi_usd"] > 0
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         run_status = con.execute("SELECT venue, status, error FROM ops.extract_runs ORDER BY venue").fetchall()

@@ -64,7 +64,11 @@ def test_dashboard_shows_oi_by_venue_the_skew_heat_map_and_signals_from_the_expo
     totals = dict(zip(latest["symbol"], latest["total_oi_usd"], strict=True))
     for symbol, length in bar_lengths.items():  # one scale for all bars: length ∝ total OI
         assert length / max(bar_lengths.values()) == pytest.approx(totals[symbol] / max(totals.values()), abs=1e-3)
-    assert {s["data-venue"] for s in segments} == set(VENUES)  # every venue appears for some symbol
+    # Every venue with OI in the exports appears for some symbol. The synthetic history (test_marts.sim_facts) holds
+    # the four original venues; the newer ones have their columns, empty here.
+    with_oi = {venue for venue in VENUES if latest[f"{venue}_oi_usd"].is_not_null().any()}
+    assert with_oi >= {"binance", "okx", "bitget", "strike"}
+    assert {s["data-venue"] for s in segments} == with_oi
 
     # Heat map: symbol × the latest 48 intervals, each cell coloured by its exported consensus_pct_30d.
     skew = pl.read_parquet(exports / "marts" / "skew_history.parquet")

@@ -22,7 +22,10 @@ def test_dags_test_with_a_fresh_airflow_home_fills_the_snapshot(sim, tmp_path):
             "AIRFLOW_HOME": str(tmp_path / "fresh-airflow-home"),
             "POSITIONING_DATA_DIR": str(tmp_path / "data"),
             "POSITIONING_EXTRACT_RETRIES": "0",
-            **{f"AIRFLOW_CONN_POSITIONING_{venue}": sim.base_url for venue in ("BINANCE", "OKX", "BITGET", "STRIKE")},
+            **{
+                f"AIRFLOW_CONN_POSITIONING_{venue}": sim.base_url
+                for venue in ("BINANCE", "OKX", "BITGET", "STRIKE", "BYBIT", "HYPERLIQUID")
+            },
         }
     )
     conf = json.dumps({"symbols": ["BTC", "ETH"]})
@@ -40,8 +43,8 @@ def test_dags_test_with_a_fresh_airflow_home_fills_the_snapshot(sim, tmp_path):
             "SELECT ts, symbol, venues_with_oi, total_oi_usd FROM marts.symbol_snapshot ORDER BY symbol"
         ).fetchall()
     assert [(ts, symbol, venues) for ts, symbol, venues, _ in rows] == [
-        (INTERVAL_END.replace(tzinfo=None), "BTC", 4),
-        (INTERVAL_END.replace(tzinfo=None), "ETH", 4),
+        (INTERVAL_END.replace(tzinfo=None), "BTC", 6),  # listed on all six venues
+        (INTERVAL_END.replace(tzinfo=None), "ETH", 6),
     ]
     assert all(total > 0 for *_, total in rows)
 

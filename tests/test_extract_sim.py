@@ -177,6 +177,7 @@ INVALID_SYMBOL = {
         "status": 400,
         "body": {"code": "40034", "msg": "Parameter BTCUSDT does not exist", "data": None},
     },
+    "bybit": {"kind": "error_envelope", "code": 10001, "msg": "params error: symbol invalid"},
 }
 
 
@@ -192,7 +193,7 @@ def test_invalid_symbol_errors_are_not_retried(relaxed_sim, tmp_path, venue):
     assert_everything_landed(relaxed_sim, tmp_path, venue)
 
 
-@pytest.mark.parametrize("venue, code", [("okx", "50011"), ("bitget", "429")])
+@pytest.mark.parametrize("venue, code", [("okx", "50011"), ("bitget", "429"), ("bybit", "10006")])
 def test_rate_limit_envelope_with_http_200_is_retried(relaxed_sim, tmp_path, venue, code):
     endpoint = PER_SYMBOL[venue]
     relaxed_sim.add_fault(venue, endpoint, kind="error_envelope", code=code, msg="Too Many Requests", times=1)
@@ -208,7 +209,14 @@ def test_shape_faults_are_landed_for_the_loader_to_judge(relaxed_sim, tmp_path, 
     """A response that is valid JSON but has a missing field or no rows is a data problem, not a transport one:
     it is not retried (the venue would send the same), it is landed, and the loader records what it makes of it."""
     endpoint = PER_SYMBOL[venue]
-    field = {"binance": "openInterest", "okx": "0", "bitget": "longShortAccountRatio", "strike": "totalOi"}[venue]
+    field = {
+        "binance": "openInterest",
+        "okx": "0",
+        "bitget": "longShortAccountRatio",
+        "strike": "totalOi",
+        "bybit": "buyRatio",
+        "hyperliquid": "openInterest",  # of every context (its one call)
+    }[venue]
     options = {"field": field} if kind == "missing_field" else {}
     relaxed_sim.add_fault(venue, endpoint, kind=kind, **options)
     manifests = extract_all(relaxed_sim.base_url, tmp_path)
@@ -219,7 +227,7 @@ def test_shape_faults_are_landed_for_the_loader_to_judge(relaxed_sim, tmp_path, 
 
 @pytest.mark.slow
 def test_full_50_symbol_snapshot_at_documented_limits_is_minimal_and_never_429(tmp_path):
-    """All four venues at once, the documented limits enforced by the simulator and obeyed by the clients."""
+    """All six venues at once, the documented limits enforced by the simulator and obeyed by the clients."""
     with VenueSimulator(port=0, seed=7, now_ms=SIM_NOW_MS) as sim:
         symbols = default_symbols()
         manifests = extract_all(sim.base_url, tmp_path, symbols=symbols, relaxed=False, retry=RetryPolicy(seed=1))
@@ -231,6 +239,8 @@ def test_full_50_symbol_snapshot_at_documented_limits_is_minimal_and_never_429(t
             "okx": 4 + listed["okx"],  # instruments, open-interest, mark-price, funding-rate (all); 1 ratio each
             "bitget": 2 + listed["bitget"],  # contracts, tickers (all); account-long-short per symbol
             "strike": 1,  # /markets carries every market's OI
+            "bybit": 2 + listed["bybit"],  # instruments-info (one page of 1000), tickers (all); account ratio each
+            "hyperliquid": 1,  # one POST /info metaAndAssetCtxs: universe, OI, mark and funding of every perp
         }
         made = {venue: len(requests_to(sim, venue)) for venue in VENUES}
         assert made == minimum

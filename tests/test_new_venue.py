@@ -145,7 +145,7 @@ def fifth(monkeypatch):
         sim_venues.unregister(VENUE)
         registry.unregister(VENUE)
     # Unregistered, nothing of it remains for the next test.
-    assert registry.names() == ("binance", "okx", "bitget", "strike") == sim_venues.names()
+    assert registry.names() == ("binance", "okx", "bitget", "strike", "bybit", "hyperliquid") == sim_venues.names()
 
 
 def test_a_registered_venue_flows_from_extract_to_its_snapshot_column(fifth, data_dir):
@@ -191,7 +191,8 @@ def test_a_registered_venue_flows_from_extract_to_its_snapshot_column(fifth, dat
         # marts: its own column, counted in the total and in venues_with_oi
         row = snapshot[symbol]
         assert row["fifth_oi_usd"] == pytest.approx(coins * mark, rel=1e-12)
-        others = [row[f"{venue}_oi_usd"] for venue in ("binance", "okx", "bitget") if row[f"{venue}_oi_usd"]]
+        built_in = ("binance", "okx", "bitget", "bybit", "hyperliquid")  # Strike is left out by the plan above
+        others = [row[f"{venue}_oi_usd"] for venue in built_in if row[f"{venue}_oi_usd"]]
         assert row["total_oi_usd"] == pytest.approx(sum(others) + coins * mark, rel=1e-12)
         assert row["venues_with_oi"] == len(others) + 1
     assert snapshot["SOL"]["fifth_oi_usd"] is None

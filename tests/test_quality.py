@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import INTERVAL_END
+from positioning import registry
 
 SYMBOLS = ["BTC", "ETH", "SOL"]
 TS = INTERVAL_END.replace(tzinfo=None)
@@ -31,6 +32,9 @@ MART_COLUMNS = {
     ("okx", "ls_account"): "okx_ls",
     ("bitget", "ls_account"): "bitget_ls",
     ("strike", "ls_oi"): "strike_ls",
+    ("bybit", "oi_usd"): "bybit_oi_usd",
+    ("hyperliquid", "oi_usd"): "hyperliquid_oi_usd",
+    ("bybit", "ls_account"): "bybit_ls",
 }
 
 
@@ -378,13 +382,13 @@ def test_venue_returning_empty_lists_is_a_completeness_warning_and_the_others_pu
     assert any(line.startswith("venue_completeness") and "okx 0/3" in line for line in summary["warnings"])
     published = published_keys(data_dir)
     assert not {k for k in published if k[0] == "okx"}
-    assert {v for v, _, _ in published} == {"binance", "bitget", "strike"}
+    assert {v for v, _, _ in published} == {"binance", "bitget", "strike", "bybit", "hyperliquid"}
     for row in query(data_dir, "SELECT * FROM marts.symbol_snapshot"):
         assert row["okx_oi_usd"] is None and row["binance_oi_usd"] > 0 and row["bitget_oi_usd"] > 0
 
 
 def test_every_venue_below_the_completeness_floor_blocks_the_interval(positioning_dag, sim, data_dir):
-    for venue in ("binance", "okx", "bitget", "strike"):
+    for venue in registry.names():
         sim.add_fault(venue, kind="empty_data")
     dag_run = run(positioning_dag)
     assert states(dag_run)["load"] == "failed"

@@ -703,7 +703,7 @@ def test_a_test_venue_registers_and_is_served_priced_limited_and_faulted():
                 sim.add_fault("fifth", kind="strike_shape", shape="flat")  # another venue's fault kind
     finally:
         venues.unregister("fifth")
-    assert venues.names() == venues.VENUES == ("binance", "okx", "bitget", "strike")
+    assert venues.names() == venues.VENUES == ("binance", "okx", "bitget", "strike", "bybit", "hyperliquid")
     with VenueSimulator(now_ms=NOW) as sim:
         assert httpx.get(f"{sim.base_url}/fifth/api/listing").status_code == 404
         with pytest.raises(ValueError):

@@ -227,7 +227,7 @@ def assert_snapshot(airflow: RunningAirflow, run: dict) -> dict[str, dict]:
     rows = snapshot_rows(airflow.data_dir, parse_ts(run["data_interval_end"]))
     assert sorted(rows) == SYMBOLS
     for symbol, row in rows.items():
-        assert row["venues_with_oi"] == 4, (symbol, row)  # BTC and ETH are listed on all four simulated venues
+        assert row["venues_with_oi"] == 6, (symbol, row)  # BTC and ETH are listed on all six simulated venues
         assert row["total_oi_usd"] > 0 and row["avg_ls_ratio"] > 0 and row["skew_label"] != "NO_DATA", (symbol, row)
     return rows
 
@@ -296,7 +296,12 @@ def test_trigger_form_shows_every_param_and_runs_the_dag_from_the_browser(airflo
             # What will be sent: the form's generated conf JSON (Advanced Options).
             form.get_by_role("button", name="Advanced Options", exact=True).click()
             conf_editor = form.get_by_role("region", name="Advanced Options")
+            # The editor renders only the lines in view (about 11): with six venues' include params lsPeriod is
+            # below them, so look at the end of the JSON, then at its start.
+            conf_editor.get_by_role("textbox", name="Editor content").focus()
+            page.keyboard.press("Control+End")
             expect(conf_editor).to_contain_text('"lsPeriod": "4h"')
+            page.keyboard.press("Control+Home")
             expect(conf_editor).to_contain_text('"BTC"')
             page.screenshot(path=SCREENSHOTS / "trigger-form-conf.png")
 
@@ -387,11 +392,12 @@ def test_rest_backfill_runs_past_hours_from_the_history_endpoints(airflow):
         unavailable = con.execute(
             "SELECT DISTINCT venue, kind FROM ops.interval_unavailable WHERE ts IN (?, ?) ORDER BY ALL", ends
         ).fetchall()
-    for end in ends:  # Binance's OI history and three ratios, OKX's ratio: for both symbols, for both hours
-        metrics = {(venue, metric): count for ts, venue, metric, count in facts if ts == end}
+    for end in ends:  # Binance's OI history and three ratios, OKX's and Bybit's ratios, Bybit's OI coins: for both
+        metrics = {(venue, metric): count for ts, venue, metric, count in facts if ts == end}  # symbols and hours
         assert metrics[("binance", "oi_usd")] == len(SYMBOLS)
         assert metrics[("okx", "ls_account")] == len(SYMBOLS)
-        assert {venue for venue, _ in metrics} == {"binance", "okx"}  # nothing from snapshot-only venues
+        assert metrics[("bybit", "ls_account")] == metrics[("bybit", "oi_coins")] == len(SYMBOLS)
+        assert {venue for venue, _ in metrics} == {"binance", "okx", "bybit"}  # nothing from snapshot-only venues
     assert ("bitget", "snapshot_only") in unavailable and ("strike", "snapshot_only") in unavailable
 
 

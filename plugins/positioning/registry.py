@@ -12,12 +12,14 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import entry_points
 
-from positioning.venues import binance, bitget, okx, strike
+from positioning.venues import binance, bitget, bybit, hyperliquid, okx, strike
 from positioning.venues.base import VenueSpec
 
 ENTRY_POINT_GROUP = "positioning.venues"
 
-_specs: dict[str, VenueSpec] = {spec.name: spec for spec in (binance.SPEC, okx.SPEC, bitget.SPEC, strike.SPEC)}
+_specs: dict[str, VenueSpec] = {
+    spec.name: spec for spec in (binance.SPEC, okx.SPEC, bitget.SPEC, strike.SPEC, bybit.SPEC, hyperliquid.SPEC)
+}
 
 
 class UnknownVenueError(ValueError):

@@ -249,10 +249,10 @@ async def _fetch_venue(
                 started = datetime.now(UTC)
                 # The same first step as every extract plan: listing, symbol mapping, the venue's clock.
                 request = ExtractRequest(plan.symbols, plan.period, plan.first_end - HOUR, plan.last_end)
-                found, _, response = await fetch_listing(client, venue, spec.listing, request)
+                found, _, _ = await fetch_listing(client, venue, spec.listing, request)
                 fatal = found.fatal
                 listing = chunk_manifest(
-                    plan, venue, "listing", attempt, found.instruments, found.skipped, [response], started,
+                    plan, venue, "listing", attempt, found.instruments, found.skipped, found.results, started,
                     found.as_of, fatal,
                 )  # fmt: skip
                 if fatal:

@@ -17,6 +17,10 @@ class Endpoint:
     costs: Mapping[str, int]  # rate-limit group -> weight this call consumes
     # "json" (decoded, envelope-checked), or "bytes": a file (an archive's zip) kept as bytes and landed base64
     body: str = "json"
+    # A venue whose reads are POSTs of a JSON body (Hyperliquid ``POST /info {"type": ...}``) declares both here:
+    # the body names what is asked, so it is part of the endpoint, and it is landed with the response.
+    method: str = "GET"
+    request_body: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

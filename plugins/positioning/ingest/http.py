@@ -12,7 +12,10 @@ function); this module does the rest, once:
   venue, not just the request that saw it;
 * 451 geo-blocks, other 4xx and non-retryable envelope codes (invalid symbol...) are not retried;
 * error envelopes sent with HTTP 200 (OKX ``code != "0"``, Bitget ``code != "00000"``) are detected;
-* every attempt, successful or not, is landed as a raw file before anything else looks at it.
+* every attempt, successful or not, is landed as a raw file before anything else looks at it;
+* an endpoint declared as a POST of a JSON body (Hyperliquid's ``POST /info {"type": ...}``) is sent as declared by
+  :meth:`VenueClient.get`, and its body is landed with the response (``request_body``), so a raw file says what
+  was asked however the venue names it.
 """
 
 from __future__ import annotations
@@ -243,8 +246,20 @@ class VenueClient:
         symbol: str | None = None,
         path_params: Mapping[str, str] | None = None,
     ) -> FetchResult:
-        """GET an endpoint with retries. Never raises for HTTP or network trouble: the result says what happened."""
-        return await self.request("GET", endpoint, params, symbol=symbol, path_params=path_params)
+        """Call an endpoint the way it is declared (a GET with query ``params``; a POST endpoint sends its
+        declared JSON ``body``, landed in the raw file's metadata) with retries. Never raises for HTTP or network
+        trouble: the result says what happened. Plans and paginators call every endpoint through here."""
+        if endpoint.method == "GET":
+            return await self.request("GET", endpoint, params, symbol=symbol, path_params=path_params)
+        return await self.request(
+            endpoint.method,
+            endpoint,
+            params,
+            json_body=dict(endpoint.request_body or {}),
+            land_body=True,
+            symbol=symbol,
+            path_params=path_params,
+        )
 
     async def post(
         self,
@@ -265,18 +280,23 @@ class VenueClient:
         params: Mapping[str, Any] | None = None,
         *,
         json_body: Any = None,
+        land_body: bool = False,
         symbol: str | None = None,
         path_params: Mapping[str, str] | None = None,
     ) -> FetchResult:
         """One logical request with retries (see :meth:`get`). ``path_params`` may carry a secret such as a bot
-        token: the path is redacted (:func:`redact_url`) before it is logged, landed or put into an error."""
+        token: the path is redacted (:func:`redact_url`) before it is logged, landed or put into an error.
+        ``land_body``: the JSON body is what the venue was asked (a venue's POST read), so it is landed in the
+        raw file's metadata as ``request_body``; a body of ours (a Telegram message) is not."""
         assert self._client is not None and self._semaphore is not None, "use 'async with VenueClient(...)'"
         query = {key: value for key, value in (params or {}).items() if value is not None}
         path = endpoint.path.format(**(path_params or {}))
         result = FetchResult(self.venue, endpoint.name, symbol, dict(query), ok=False, status=None)
         started = time.monotonic()
         for attempt in range(1, self.retry.max_attempts + 1):
-            verdict = await self._attempt(endpoint, path, query, symbol, attempt, result, method, json_body)
+            verdict = await self._attempt(
+                endpoint, path, query, symbol, attempt, result, method, json_body, land_body=land_body
+            )
             result.attempts = attempt
             if verdict.ok:
                 result.ok, result.payload, result.error = True, verdict.payload, None
@@ -313,6 +333,8 @@ class VenueClient:
         result: FetchResult,
         method: str = "GET",
         json_body: Any = None,
+        *,
+        land_body: bool = False,
     ) -> _Verdict:
         await self._wait_for_pause()
         acquired: list[tuple[SlidingWindowLimiter, int]] = []
@@ -361,6 +383,7 @@ class VenueClient:
                 "url": url,
                 "path": redact_url(path),
                 "params": query,
+                **({"request_body": json_body} if land_body else {}),
                 "symbol": symbol,
                 "status": status,
                 "headers": {name: headers[name] for name in LANDED_HEADERS if name in headers},

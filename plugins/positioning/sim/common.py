@@ -27,6 +27,9 @@ PERIOD_MS: dict[str, int] = {
     "1H": HOUR_MS,  # upper-case spelling (venues.md §2.5)
     "1D": DAY_MS,  # upper-case spelling (venues.md §2.5)
     "1Dutc": DAY_MS,  # UTC-day spelling (venues.md §3.8)
+    "5min": 5 * MINUTE_MS,  # Bybit's minute spellings (venues-more.md §1.3, §1.4)
+    "15min": 15 * MINUTE_MS,
+    "30min": 30 * MINUTE_MS,
 }
 
 

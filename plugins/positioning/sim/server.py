@@ -150,7 +150,8 @@ class VenueSimulator:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """A copy of the request log: dicts venue, endpoint, path, params, status, ts (monotonic), client."""
+        """A copy of the request log: dicts venue, endpoint, path, params, status, ts (monotonic), client, body
+        (the JSON body of a POST read, else None)."""
         with self._log_lock:
             return [dict(entry, params=dict(entry["params"])) for entry in self._log]
 
@@ -181,14 +182,15 @@ class VenueSimulator:
         return instrument is not None and instrument.base == fault_symbol
 
     def handle_venue(self, venue: SimVenue, endpoint: str, path: str, path_symbol: str | None,
-                     params: dict[str, str], client: str) -> Reply | None:  # fmt: skip
-        """Run one venue request through limits, faults and the renderer; None = reset the connection."""
+                     params: dict[str, str], client: str, body: Any = None) -> Reply | None:  # fmt: skip
+        """Run one venue request through limits, faults and the renderer; None = reset the connection.
+        ``body`` is the decoded JSON body of a POST read (logged as ``body``)."""
         now_ms = self.now_ms()
         entry = {"venue": venue.name, "endpoint": endpoint, "path": path, "params": params, "status": None,
-                 "ts": time.monotonic(), "client": client}  # fmt: skip
+                 "ts": time.monotonic(), "client": client, "body": body}  # fmt: skip
         self._record(entry)
         options = {name: self.venue_options.get(name, allowed[0]) for name, allowed in venue.options.items()}
-        request = Request(venue.name, endpoint, path, params, now_ms, path_symbol, options)
+        request = Request(venue.name, endpoint, path, params, now_ms, path_symbol, options, body)
         reply = self._respond(venue, request, client)
         self._set_status(entry, 0 if reply is None else reply.status)
         if reply is not None:

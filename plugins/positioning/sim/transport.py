@@ -106,12 +106,17 @@ class Handler(BaseHTTPRequestHandler):
                 status, payload = sim.handle_control(method, path, params, body)
                 self._send(Reply(status, payload))
                 return
-            found = venues.route(path)
-            if found is None or method != "GET":
+            try:
+                # A body that is not JSON reaches the venue as the text it was (its own error to give).
+                body = json.loads(raw_body) if raw_body else None
+            except ValueError:
+                body = raw_body.decode("utf-8", "replace")
+            found = venues.route_request(method, path, body)
+            if found is None:
                 self._send(Reply(404, {"error": f"no simulated endpoint {method} {path}"}))
                 return
             venue, endpoint, path_symbol = found
-            reply = sim.handle_venue(venue, endpoint, path, path_symbol, params, self.client_address[0])
+            reply = sim.handle_venue(venue, endpoint, path, path_symbol, params, self.client_address[0], body)
         except DropConnection:
             self.close_connection = True
             return

@@ -148,6 +148,9 @@ class Listing:
     endpoint: Endpoint
     params: Mapping[str, Any] | None
     parse: Callable[[Any], list[Instrument]]
+    # A listing served in pages (Bybit instruments-info, ``nextPageCursor``): the params of the page after the one
+    # answered with ``payload`` to ``params``, or None when it was the last.
+    next_page: Callable[[Any, Mapping[str, Any]], Mapping[str, Any] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -355,20 +358,30 @@ async def fetch_listing(
     """Every plan's first step: the listing call, which symbols the venue trades, and the venue's clock.
 
     Returns the extract so far (``fatal`` set when the listing failed or did not parse: nothing else is asked),
-    the request with ``now`` set from the listing's ``Date`` header, and the listing response itself.
+    the request with ``now`` set from the listing's ``Date`` header, and the listing response itself (its first
+    page; every page is in the extract's ``results``).
     """
     result = VenueExtract(venue)
-    response = await client.get(listing.endpoint, listing.params)
-    result.results.append(response)
-    if not response.ok:
-        result.fatal = f"{venue} {listing.endpoint.name} failed: {response.error}"
-        return result, request, response
-    try:
-        instruments = listing.parse(response.payload)
-    except ParseError as exc:
-        result.fatal = str(exc)
-        return result, request, response
+    instruments: list[Instrument] = []
+    params: Mapping[str, Any] | None = listing.params
+    first: FetchResult | None = None
+    for _ in range(MAX_PAGES):
+        response = await client.get(listing.endpoint, params)
+        result.results.append(response)
+        first = first or response
+        if not response.ok:
+            result.fatal = f"{venue} {listing.endpoint.name} failed: {response.error}"
+            return result, request, first
+        try:
+            instruments += listing.parse(response.payload)
+            params = listing.next_page(response.payload, params or {}) if listing.next_page else None
+        except ParseError as exc:
+            result.fatal = str(exc)
+            return result, request, first
+        if params is None:
+            break
+    assert first is not None
     result.instruments, result.skipped = map_listed(venue, instruments, request.symbols)
-    request = request.with_clock(venue_clock(response))
+    request = request.with_clock(venue_clock(first))
     result.as_of = request.now
-    return result, request, response
+    return result, request, first

@@ -9,10 +9,12 @@ for venue names and rules instead of naming venues.
 
 from __future__ import annotations
 
-from positioning.sim.venues import binance, bitget, okx, strike
+from typing import Any
+
+from positioning.sim.venues import binance, bitget, bybit, hyperliquid, okx, strike
 from positioning.sim.venues.base import Instrument, Limit, Reply, Request, SimVenue, VenueError
 
-_BUILT_IN: tuple[SimVenue, ...] = (binance.VENUE, okx.VENUE, bitget.VENUE, strike.VENUE)
+_BUILT_IN: tuple[SimVenue, ...] = (binance.VENUE, okx.VENUE, bitget.VENUE, strike.VENUE, bybit.VENUE, hyperliquid.VENUE)
 VENUES: tuple[str, ...] = tuple(venue.name for venue in _BUILT_IN)
 
 # Replaced, never mutated, on (un)registration: server threads may be iterating over it meanwhile.
@@ -75,6 +77,15 @@ def route(path: str) -> tuple[SimVenue, str, str | None] | None:
     return None
 
 
+def route_request(method: str, path: str, body: Any) -> tuple[SimVenue, str, str | None] | None:
+    """:func:`route` for a request with its method and decoded JSON body (a venue's POST read)."""
+    for venue in _registered.values():
+        found = venue.route_request(method, path, body)
+        if found:
+            return venue, found[0], found[1]
+    return None
+
+
 def rate_limits() -> dict[str, Limit]:
     """Every registered venue's limits keyed ``"<venue>:<bucket>"``."""
     return {f"{venue.name}:{bucket}": limit for venue in _registered.values() for bucket, limit in venue.limits.items()}
@@ -95,5 +106,6 @@ __all__ = [
     "rate_limits",
     "register",
     "route",
+    "route_request",
     "unregister",
 ]

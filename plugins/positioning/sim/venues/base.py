@@ -87,6 +87,7 @@ class Request:
     now_ms: int
     path_symbol: str | None = None  # a symbol carried in the path (route() returned it)
     options: dict[str, Any] = field(default_factory=dict)  # the simulator options this venue declares
+    body: Any = None  # the decoded JSON body of a POST read (Hyperliquid /info); None for a GET
 
 
 @dataclass
@@ -145,6 +146,11 @@ class SimVenue:
         """(endpoint, symbol carried in the path) when this venue serves ``path``, else None."""
         endpoint = self.routes.get(path)
         return (endpoint, None) if endpoint else None
+
+    def route_request(self, method: str, path: str, body: Any) -> tuple[str, str | None] | None:
+        """:meth:`route` for a request with its method and decoded JSON body: by default only GETs are served
+        (a venue whose reads are POSTs, naming the endpoint in the body, overrides this)."""
+        return self.route(path) if method == "GET" else None
 
     def endpoints(self) -> frozenset[str]:
         """Every endpoint name (what ``add_fault`` accepts)."""
