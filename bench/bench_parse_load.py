@@ -84,7 +84,8 @@ def run_ours(data: str, plan_json: dict, queue) -> None:
     from positioning import warehouse
     from positioning.ingest import bulk as backfill
     from positioning.ingest.manifests import ManifestStore
-    from positioning.warehouse.normalize import bucket_facts, parse_manifests, symbol_map
+    from positioning.warehouse.normalize import bucket_facts, symbol_map
+    from positioning.warehouse.parse import parse_manifests
 
     plan = backfill.BulkPlan.from_json(plan_json)
     path = Path(tempfile.mkdtemp()) / "warehouse.duckdb"

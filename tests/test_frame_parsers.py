@@ -15,7 +15,7 @@ from positioning.quality import raw_row_frame
 from positioning.rows import LongShortRatio, OpenInterestHistory, ParseError
 from positioning.sim.state import SimState
 from positioning.venues import binance
-from positioning.warehouse.normalize import ParsedRows, parse_manifests, rows_frame
+from positioning.warehouse.parse import ParsedRows, parse_manifests, rows_frame
 from test_parsers import BINANCE_GLOBAL_ACCOUNT, BINANCE_OI_HIST, BINANCE_TOP_ACCOUNT, BINANCE_TOP_POSITION
 
 ENDPOINTS = {

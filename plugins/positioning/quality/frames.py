@@ -149,7 +149,7 @@ RAW_ROW_SCHEMA = {
 def raw_row_frame(files: Iterable[tuple[str, str, str, Any]]) -> pl.DataFrame:
     """One row per parsed row of every raw response (:data:`RAW_ROW_SCHEMA`).
 
-    An entry whose rows are a polars (lazy) frame (a vectorised parse, ``normalize.parse_manifests``) has these
+    An entry whose rows are a polars (lazy) frame (a vectorised parse, ``parse.parse_manifests``) has these
     columns already."""
     columns = list(RAW_ROW_SCHEMA)
     parts: list[pl.DataFrame] = []
@@ -177,8 +177,8 @@ def raw_row_frame(files: Iterable[tuple[str, str, str, Any]]) -> pl.DataFrame:
 
 def _fingerprints(rows: list[Any]) -> list[int]:
     """The ``row_values`` of parsed rows: the hash of their fields as a frame row, as the vectorised parse computes
-    it (``normalize.parse_manifests``), so both parses of one response agree."""
-    from positioning.warehouse.normalize import rows_frame
+    it (``parse.parse_manifests``), so both parses of one response agree."""
+    from positioning.warehouse.parse import rows_frame
 
     result = [0] * len(rows)
     positions: dict[type, list[int]] = {}

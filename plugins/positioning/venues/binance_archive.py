@@ -111,7 +111,7 @@ def read_csv_text(content: bytes, file_name: str) -> str:
 
 def parse_metrics(content: bytes, instrument: str, day: date) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One metrics zip → (OI history rows, ratio rows), in the columns of ``OpenInterestHistory`` and
-    ``LongShortRatio`` (as ``warehouse.normalize.rows_frame`` builds them). Pure: bytes in, frames out."""
+    ``LongShortRatio`` (as ``warehouse.parse.rows_frame`` builds them). Pure: bytes in, frames out."""
     file_name = metrics_path(instrument, day).rsplit("/", 1)[-1]
     text = read_csv_text(content, file_name)
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("create_time")]

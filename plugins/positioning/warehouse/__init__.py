@@ -2,7 +2,9 @@
 (stage → audit → publish), the SQL model runner and its exports.
 
 * ``connection``: ``connect``/``writer``/``reader`` and versioned migrations;
-* ``normalize``: raw files → the rows of ``core.fact_positioning`` (pure polars, the venues' rules from adapters);
+* ``parse``: raw files → typed rows (the venues' parsers, row by row or vectorised), ``ParsedRows``;
+* ``normalize``: parsed rows → the rows of ``core.fact_positioning`` (pure polars, the venues' rules from adapters);
+* ``ratios``: which figure a long/short ratio publishes (the venue's, or its shares' quotient on another scale);
 * ``load``: ``StagedInterval`` and the one public interval loader the DAG and the bulk fill call;
 * ``bulk_load``: the bulk fill's load (every interval of a window through the same loader);
 * ``marts``: the SQL models in ``include/sql/models`` (templated over the venue registry), exports.

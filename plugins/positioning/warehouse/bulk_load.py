@@ -39,14 +39,8 @@ from positioning.warehouse.load import (
     replace_ops,
     upsert_instruments,
 )
-from positioning.warehouse.normalize import (
-    ParsedRows,
-    bucket_facts,
-    empty_facts,
-    instrument_rows,
-    parse_manifests,
-    symbol_map,
-)
+from positioning.warehouse.normalize import bucket_facts, empty_facts, instrument_rows, symbol_map
+from positioning.warehouse.parse import ParsedRows, parse_manifests
 
 HOUR = timedelta(hours=1)
 HOUR_MS = 3_600_000

@@ -43,7 +43,8 @@ from positioning.quality import (
 )
 from positioning.venues.base import unavailable_kind
 from positioning.warehouse.connection import insert_frame
-from positioning.warehouse.normalize import build_facts, instrument_rows, parse_manifests
+from positioning.warehouse.normalize import build_facts, instrument_rows
+from positioning.warehouse.parse import parse_manifests
 
 UNAVAILABLE_SCHEMA = {
     "ts": pl.Datetime("us"),
