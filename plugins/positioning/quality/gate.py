@@ -198,7 +198,9 @@ def _factor(observed: float | None) -> str:
     """100 or 0.01 for a figure on a x0.01 or x100 scale (what the observed quotient is near), else the figure."""
     if observed is None:
         return "?"
-    for factor in (100.0, 0.01):
+    from positioning.warehouse.ratios import SCALE_FACTORS
+
+    for factor in SCALE_FACTORS:
         if abs(observed / factor - 1) < 0.05:
             return f"{factor:g}"
     return format_value(observed)
