@@ -248,6 +248,22 @@ def open_trigger_form(page):
     pytest.fail("the trigger form did not open")
 
 
+def goto_translated(page, url: str) -> None:
+    """Open a page and wait until its words are there: under load the UI can first render its i18n keys
+    ("states.success") while the translations are still on their way; a page whose translations never came is
+    reloaded (twice at most)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    untranslated = page.get_by_role("link", name="nav.dags", exact=True)
+    for _ in range(3):
+        page.goto(url)
+        page.locator('a[href="/dags"]').first.wait_for()
+        with contextlib.suppress(PlaywrightTimeout):
+            untranslated.first.wait_for(state="detached", timeout=20_000)
+            return
+    pytest.fail(f"the Airflow UI at {url} never loaded its translations")
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
 def test_trigger_form_shows_every_param_and_runs_the_dag_from_the_browser(airflow):
     from playwright.sync_api import expect, sync_playwright
@@ -266,7 +282,7 @@ def test_trigger_form_shows_every_param_and_runs_the_dag_from_the_browser(airflo
         page = context.new_page()
         try:
             # The DAG list → the positioning DAG → its trigger form (a modal, no URL of its own).
-            page.goto(f"{airflow.base_url}/dags")
+            goto_translated(page, f"{airflow.base_url}/dags")
             page.locator('a[href$="/dags/positioning"]').first.click()  # the name link, not the tag filter
             page.wait_for_url("**/dags/positioning")
             form = open_trigger_form(page)
@@ -313,7 +329,7 @@ def test_trigger_form_shows_every_param_and_runs_the_dag_from_the_browser(airflo
             run = airflow.wait_for_run(run_id)
             assert run["conf"]["symbols"] == SYMBOLS and run["conf"]["lsPeriod"] == "4h"
 
-            page.goto(f"{airflow.base_url}/dags/positioning/runs/{quote(run_id, safe='')}")
+            goto_translated(page, f"{airflow.base_url}/dags/positioning/runs/{quote(run_id, safe='')}")
             expect(page.get_by_text(run_id).first).to_be_visible()
             expect(page.get_by_text("Success", exact=True).first).to_be_visible()
             expect(
