@@ -15,7 +15,7 @@ from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import pipeline, registry
 from positioning.ingest.extract import extract_venue
 from positioning.ingest.http import RetryPolicy, classify_response
-from positioning.rows import Instrument, LongShortRatio, MarkPrice, OpenInterest, ParseError
+from positioning.rows import FundingInterval, Instrument, LongShortRatio, MarkPrice, OpenInterest, ParseError
 from positioning.sim import Limit, VenueSimulator
 from positioning.venues import bybit, hyperliquid
 from positioning.venues.base import ExtractRequest
@@ -91,7 +91,9 @@ def test_bybit_tickers_store_one_side_of_the_open_interest():
     assert oi["BTCUSDT"].coins == pytest.approx(50923.331 / 2) and oi["BTCUSDT"].usd == pytest.approx(5453073976.80 / 2)
     # With them: the single side as sent (2 440 456 993.40 = 4 880 913 901.90 / 2 to 0.00002 %).
     assert oi["ETHUSDT"].usd == 2440456993.40 and oi["ETHUSDT"].coins == 25461.665
-    assert all(row.ts_ms == 1762220791908 for row in rows)  # the rows carry no time: the envelope's number
+    assert all(row.ts_ms == 1762220791908 for row in [*oi.values(), *marks.values()])  # the envelope's time
+    intervals = {row.instrument: row.hours for row in rows if isinstance(row, FundingInterval)}
+    assert intervals["BTCUSDT"] == 8.0  # fundingIntervalHour "8": the rate is per 8 hours
     assert marks["BTCUSDT"].mark_price == 107084.0 and marks["BTCUSDT"].funding_rate == 0.00001938
     assert marks["BTCUSDT-26DEC26"].funding_rate is None  # "" on dated futures
 

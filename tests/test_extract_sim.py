@@ -235,8 +235,10 @@ def test_full_50_symbol_snapshot_at_documented_limits_is_minimal_and_never_429(t
         assert statuses.count(429) == 0 and statuses.count(418) == 0
         listed = {venue: len(set(symbols) & set(sim.state.listed(venue))) for venue in VENUES}
         minimum = {
-            "binance": 2 + 4 * listed["binance"],  # exchangeInfo, premiumIndex (all); OI + 3 ratios per symbol
-            "okx": 4 + listed["okx"],  # instruments, open-interest, mark-price, funding-rate (all); 1 ratio each
+            # exchangeInfo, premiumIndex, fundingInfo (all); OI, 3 ratios and the taker ratio per symbol
+            "binance": 3 + 5 * listed["binance"],
+            # instruments, open-interest, mark-price, funding-rate (all); ratio and taker volume per coin
+            "okx": 4 + 2 * listed["okx"],
             "bitget": 2 + listed["bitget"],  # contracts, tickers (all); account-long-short per symbol
             "strike": 1,  # /markets carries every market's OI
             "bybit": 2 + listed["bybit"],  # instruments-info (one page of 1000), tickers (all); account ratio each

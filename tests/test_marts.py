@@ -37,6 +37,7 @@ VENUE_RATIOS = {  # fact metric -> (venue, sim endpoint metric, sim period)
     "bitget": [("ls_account", "account-long-short", "1h")],
     "strike": [],
 }
+TAKER_PERIODS = {"binance": "1h", "okx": "1H"}
 FACT_COLUMNS = ["ts", "venue", "symbol", "metric", "period", "value", "unit", "usd_source", "long_share", "short_share"]
 
 
@@ -73,6 +74,14 @@ def sim_facts(symbols: list[str], start: datetime, hours: int, seed: int = 7) ->
                     served = state.ratio(venue, endpoint_metric, symbol, period, now_ms - HOUR_MS)
                     shares = (served["long_share"], served["short_share"])
                     rows.append((ts, venue, symbol, metric, period, served["ratio"], "ratio", None, *shares))
+                if venue != "strike":
+                    rate, hours = state.funding_rate(venue, symbol, now_ms), state.funding_interval_hours(venue, symbol)
+                    rows.append((ts, venue, symbol, "funding_rate", "", rate, "fraction", None, None, None))
+                    rows.append((ts, venue, symbol, "funding_interval_hours", "", hours, "hours", None, None, None))
+                if venue in TAKER_PERIODS:
+                    buy, sell = state.taker_volumes(venue, symbol, TAKER_PERIODS[venue], now_ms - HOUR_MS)
+                    row = (ts, venue, symbol, "taker_buy_sell", TAKER_PERIODS[venue], buy / sell, "ratio")
+                    rows.append((*row, None, None, None))
     return pl.DataFrame(rows, schema=FACT_COLUMNS, orient="row", infer_schema_length=None)
 
 
@@ -653,7 +662,8 @@ def test_build_marts_exports_every_mart_to_parquet_atomically(history):
     latest = START.replace(tzinfo=UTC) + (HISTORY_HOURS - 1) * HOUR
     result = pipeline.build_marts(latest, "oi_desc", data=data)
     directory = data / "exports" / "marts"
-    expected = {"symbol_snapshot", "skew_history", "imbalance_by_venue", "oi_change", "positioning_signals"}
+    expected = {"symbol_snapshot", "skew_history", "imbalance_by_venue", "oi_change", "positioning_signals",
+                "taker_flow", "funding"}  # fmt: skip
     assert set(result["mart_exports"]) == expected
     assert sorted(p.name for p in directory.iterdir()) == sorted(f"{name}.parquet" for name in expected)
     for name in expected:

@@ -10,6 +10,7 @@ import json
 
 import pytest
 from positioning.rows import (
+    FundingInterval,
     FundingRate,
     Instrument,
     LongShortRatio,
@@ -425,7 +426,8 @@ def test_okx_mark_price_2_3():
 
 def test_okx_funding_rate_2_4():
     assert okx.parse_funding_rate(doc(OKX_FUNDING_RATE)) == [
-        FundingRate("okx", "BTC-USDT-SWAP", 1743588686291, 0.0000182221218054, 1743638400000)
+        FundingRate("okx", "BTC-USDT-SWAP", 1743588686291, 0.0000182221218054, 1743638400000),
+        FundingInterval("okx", "BTC-USDT-SWAP", 8.0),  # nextFundingTime - fundingTime
     ]
 
 
@@ -953,6 +955,7 @@ def test_parsers_tables_name_the_canonical_endpoints():
         "mark-price",
         "funding-rate",
         "long-short-account-ratio",
+        "taker-volume",
         "open-interest-volume",
     }
     assert set(bitget.PARSERS) == {

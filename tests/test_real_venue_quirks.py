@@ -13,7 +13,6 @@ import pytest
 from conftest import INTERVAL_END, SIM_NOW_MS
 from positioning import pipeline, registry
 from positioning.rows import Instrument
-from positioning.sim import VenueSimulator
 from positioning.venues import binance
 from positioning.venues.base import map_listed
 from positioning.warehouse.ratios import on_shares_scale
@@ -76,14 +75,6 @@ def test_a_ratio_one_hundredth_of_its_shares_quotient_publishes_the_quotient():
     assert result[2]["ratio"] == pytest.approx(0.58 / 0.42)  # x100 the other way
     assert result[3]["ratio"] == 4.14  # 3x off: kept as sent, for the gate to quarantine
     assert result[4]["ratio"] == 0.0138  # no shares to check against
-
-
-@pytest.fixture
-def sim(monkeypatch):
-    with VenueSimulator(host="127.0.0.1", port=0, seed=7, now_ms=SIM_NOW_MS) as simulator:
-        for venue in registry.names():
-            monkeypatch.setenv(f"AIRFLOW_CONN_POSITIONING_{venue.upper()}", simulator.base_url)
-        yield simulator
 
 
 def test_pepe_has_every_venues_oi_and_a_per_pepe_mark_price(sim, tmp_path):

@@ -138,13 +138,14 @@ def test_okx_plan_batch_calls_and_ccy_ratio_per_listed_symbol(venue, tmp_path):
     assert extract.fatal is None
     assert extract.instruments == {"BTC": "BTC-USDT-SWAP", "ETH": "ETH-USDT-SWAP"}
     assert extract.skipped == {"NOPE": "not listed on okx"}
-    assert sent == 4 + 2 == venue.count()
+    assert sent == 4 + 2 * 2 == venue.count()
     assert endpoint_counts(extract) == {
         "instruments": 1,
         "open-interest": 1,
         "mark-price": 1,
         "funding-rate": 1,
         "long-short-account-ratio": 2,
+        "taker-volume": 2,
     }
     assert venue.queries("/api/v5/public/funding-rate") == [{"instId": "ANY"}]
     assert venue.queries("/api/v5/public/open-interest") == [{"instType": "SWAP"}]
@@ -163,7 +164,7 @@ def test_okx_plan_batch_calls_and_ccy_ratio_per_listed_symbol(venue, tmp_path):
 def test_okx_oi_change_adds_hourly_oi_volume_over_25_hours(venue, tmp_path):
     okx_routes(venue, ["BTC", "ETH"])
     extract, sent = run(okx, venue, request_for(["BTC", "ETH"], ls_period="5m", oi_change=True), tmp_path)
-    assert sent == 4 + 2 * 2
+    assert sent == 4 + 2 * 3
     end_ms = request_for([]).interval_end_ms
     assert sorted(venue.queries(OKX_OI_VOLUME_PATH), key=lambda query: query["ccy"]) == [
         {"ccy": ccy, "period": "1H", "begin": str(end_ms - 25 * HOUR_MS), "end": str(end_ms)} for ccy in ("BTC", "ETH")
@@ -177,7 +178,7 @@ def test_okx_unknown_instrument_with_http_200_is_not_retried(venue, tmp_path):
     healthy = Reply({"code": "0", "msg": "", "data": [["1705327200000", "1.25"]]})
     venue.route(OKX_RATIO_PATH, lambda query: Reply(OKX_UNKNOWN_INSTRUMENT) if query["ccy"] == "ETH" else healthy)
     extract, sent = run(okx, venue, request_for(["BTC", "ETH"]), tmp_path)
-    (eth,) = [result for result in extract.results if result.symbol == "ETH"]
+    (eth,) = [r for r in extract.results if r.symbol == "ETH" and r.endpoint == "long-short-account-ratio"]
     assert not eth.ok and eth.attempts == 1 and eth.statuses == [200]
     assert "51001" in (eth.error or "")
     assert venue.count(OKX_RATIO_PATH) == 2  # one per coin, no retry
@@ -198,7 +199,7 @@ def test_okx_429_with_okx_body_is_retried_then_succeeds(venue, tmp_path):
     extract, sent = run(okx, venue, request_for(["BTC"]), tmp_path)
     (mark,) = [result for result in extract.results if result.endpoint == "mark-price"]
     assert mark.ok and mark.attempts == 3 and mark.statuses == [429, 200, 200]
-    assert sent == 4 + 1 + 2
+    assert sent == 4 + 2 + 2  # the batch calls, ratio and taker volume, two retries
     assert_all_landed(extract, tmp_path, sent)
 
 
@@ -336,10 +337,11 @@ def test_binance_plan_and_unlisted_symbols(venue, tmp_path):
     binance_routes(venue, ["BTC", "ETH"])
     extract, sent = run(binance, venue, request_for(["BTC", "ETH", "NOPE"]), tmp_path)
     assert extract.skipped == {"NOPE": "not listed on binance"}
-    assert sent == 2 + 2 * 4
-    assert venue.count("/fapi/v1/premiumIndex") == 1
+    assert sent == 3 + 2 * 5  # exchangeInfo, premiumIndex, fundingInfo; OI, 3 ratios, taker ratio per symbol
+    assert venue.count("/fapi/v1/premiumIndex") == 1 and venue.count("/fapi/v1/fundingInfo") == 1
     assert_all_landed(extract, tmp_path, sent)
-    assert len(parse_landed(binance, extract)) == 2 + 2 + 2 + 2 * 3  # instruments, marks, OI, ratios
+    # instruments, marks, OI, ratios, taker ratios (fundingInfo lists no adjusted symbol)
+    assert len(parse_landed(binance, extract)) == 2 + 2 + 2 + 2 * 3 + 2
 
 
 def test_binance_invalid_symbol_400_not_retried_and_429_retried(venue, tmp_path):
@@ -360,7 +362,7 @@ def test_binance_invalid_symbol_400_not_retried_and_429_retried(venue, tmp_path)
     by_key = {(result.endpoint, result.symbol): result for result in extract.results}
     assert by_key[("openInterest", "ETH")].attempts == 1 and not by_key[("openInterest", "ETH")].ok
     assert by_key[("premiumIndex", None)].ok and by_key[("premiumIndex", None)].attempts == 2
-    assert sent == 2 + 2 * 4 + 1
+    assert sent == 3 + 2 * 5 + 1
 
 
 # ======================================================================== request counts for 50 symbols
@@ -371,10 +373,10 @@ FIFTY = tuple(f"C{number:02d}" for number in range(50))
 @pytest.mark.parametrize(
     ("module", "routes", "oi_change", "expected"),
     [
-        (binance, binance_routes, False, 2 + 50 * 4),
-        (binance, binance_routes, True, 2 + 50 * 4),
-        (okx, okx_routes, False, 4 + 50),
-        (okx, okx_routes, True, 4 + 50 * 2),
+        (binance, binance_routes, False, 3 + 50 * 5),
+        (binance, binance_routes, True, 3 + 50 * 5),
+        (okx, okx_routes, False, 4 + 50 * 2),
+        (okx, okx_routes, True, 4 + 50 * 3),
         (bitget, bitget_routes, False, 2 + 50),
         (bitget, bitget_routes, True, 2 + 50),
     ],

@@ -205,6 +205,10 @@ def okx_routes(venue: FakeVenue, listed: Iterable[str]) -> None:
         "/api/v5/rubik/stat/contracts/open-interest-volume",
         lambda query: Reply(okx_ok([[str(TS), "1713028741.6898", "39800873.554"]])),
     )
+    venue.route(  # venues-more.md §4.1: [ts, sellVol, buyVol]
+        "/api/v5/rubik/stat/taker-volume",
+        lambda query: Reply(okx_ok([[str(TS), "7596.2651", "7149.4855"], [str(TS - 300_000), "5312.78", "7002.75"]])),
+    )
 
 
 def bitget_routes(venue: FakeVenue, listed: Iterable[str]) -> None:
@@ -351,3 +355,6 @@ def binance_routes(venue: FakeVenue, listed: Iterable[str]) -> None:
         "/futures/data/globalLongShortAccountRatio",
     ):
         venue.route(path, ratio)
+    taker = {"buySellRatio": "1.5586", "buyVol": "387.3300", "sellVol": "248.5030", "timestamp": TS}  # §3.5
+    venue.route("/futures/data/takerlongshortRatio", Reply([taker]))
+    venue.route("/fapi/v1/fundingInfo", Reply([]))  # no symbol adjusted: every one pays every 8 hours

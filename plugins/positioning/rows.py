@@ -72,6 +72,15 @@ class FundingRate:
 
 
 @dataclass(frozen=True, slots=True)
+class FundingInterval:
+    """How many hours one funding payment covers on an instrument: the venue's funding rate is per this."""
+
+    venue: str
+    instrument: str
+    hours: float
+
+
+@dataclass(frozen=True, slots=True)
 class LongShortRatio:
     """One long/short ratio bucket. ``key`` is the instrument, or the base coin for OKX currency stats.
 
@@ -111,7 +120,11 @@ RATIO_METRICS = {
     "ls_position": "Bitget position-long-short",
     "ls_volume": "Bitget long-short (taker volume ratio)",
     "ls_oi": "Strike long OI / short OI (USD)",
+    # Not a positioning ratio (it is flow, not open positions): its own mart, never in the consensus.
+    "taker_buy_sell": "taker buy volume / taker sell volume over the bucket (Binance takerlongshortRatio, OKX "
+    "rubik taker-volume)",
 }
+FLOW_METRICS = ("taker_buy_sell",)
 
 
 # ---------------------------------------------------------------------------------------------------------

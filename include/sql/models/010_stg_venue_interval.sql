@@ -9,11 +9,14 @@
 --   oi_coins               open interest in base coins (NULL at a venue that reports USD only)
 --   oi_long_usd/short_usd  the long and short sides of oi_usd where the venue splits it, else NULL
 --   funding_rate           fraction per funding interval
+--   funding_interval_hours hours one funding payment covers (the venue's figure per instrument, else its default)
 --   ls_*                   long/short ratios as the venue reports them (positioning.rows.RATIO_METRICS says who
 --                          reports which)
 --   oi_usd_change_24h_pct  a venue's coin-level OI (USD) change over 24 h, percent (only with includeOiChange24h)
+--   taker_buy_sell         taker buy volume / taker sell volume of the latest bucket ended at ts; taker_period
+--                          is that bucket's length in the venue's spelling (flow, not positioning)
 WITH facts AS (
-    SELECT ts, venue, symbol, metric, value, usd_source, long_share, short_share
+    SELECT ts, venue, symbol, metric, period, value, usd_source, long_share, short_share
     FROM core.fact_positioning
     WHERE ts IN (SELECT ts FROM _touched_intervals)
 )
@@ -29,6 +32,7 @@ SELECT
     max(value * long_share) FILTER (WHERE metric = 'oi_usd') AS oi_long_usd,
     max(value * short_share) FILTER (WHERE metric = 'oi_usd') AS oi_short_usd,
     max(value) FILTER (WHERE metric = 'funding_rate') AS funding_rate,
+    max(value) FILTER (WHERE metric = 'funding_interval_hours') AS funding_interval_hours,
     max(value) FILTER (WHERE metric = 'ls_top_position') AS ls_top_position,
     max(value) FILTER (WHERE metric = 'ls_top_account') AS ls_top_account,
     max(value) FILTER (WHERE metric = 'ls_global_account') AS ls_global_account,
@@ -36,6 +40,8 @@ SELECT
     max(value) FILTER (WHERE metric = 'ls_position') AS ls_position,
     max(value) FILTER (WHERE metric = 'ls_volume') AS ls_volume,
     max(value) FILTER (WHERE metric = 'ls_oi') AS ls_oi,
-    max(value) FILTER (WHERE metric = 'oi_usd_change_24h_pct') AS oi_usd_change_24h_pct
+    max(value) FILTER (WHERE metric = 'oi_usd_change_24h_pct') AS oi_usd_change_24h_pct,
+    max(value) FILTER (WHERE metric = 'taker_buy_sell') AS taker_buy_sell,
+    max(period) FILTER (WHERE metric = 'taker_buy_sell') AS taker_period
 FROM facts
 GROUP BY ts, symbol, venue

@@ -118,7 +118,6 @@ BASE_PRICES.update({name: round(0.05 * 1.05**number, 6) for number, name in enum
 # Reference OI in USD (scale 1.0) of the biggest markets; others get a seeded magnitude that decays with rank.
 # A venue's OI is this times its SimVenue.oi_scale and a seeded per-venue factor.
 MAJOR_OI_USD = {"BTC": 9e9, "ETH": 5e9, "SOL": 1.6e9, "XRP": 1.1e9, "DOGE": 8e8, "BNB": 6e8}
-FUNDING_INTERVAL_MS = 8 * HOUR_MS
 
 
 class SimState(VenueViews):
@@ -278,19 +277,31 @@ class SimState(VenueViews):
         return self.mark_price(venue, symbol, ts_ms) / self.multiplier(venue, symbol)
 
     # ------------------------------------------------------------------ funding
-    def funding_rate_string(self, venue: str, symbol: str, ts_ms: int) -> str:
+    def funding_interval_hours(self, venue: str, symbol: str) -> int:
+        """Hours between the venue's funding payments on this instrument (its funding rate is per that)."""
         rules, instrument = self._listed_instrument(venue, symbol)
-        epoch = ts_ms // FUNDING_INTERVAL_MS
+        return rules.funding_intervals.get(instrument.base, rules.funding_interval_hours)
+
+    def funding_rate_string(self, venue: str, symbol: str, ts_ms: int) -> str:
+        """The rate per the instrument's funding interval: an 8-hour-equivalent draw scaled to the interval."""
+        rules, instrument = self._listed_instrument(venue, symbol)
+        hours = self.funding_interval_hours(venue, symbol)
+        epoch = ts_ms // (hours * HOUR_MS)
         lean = 0.0001 * (1 + self._signed("funding-lean", instrument.base))
-        rate = lean + 0.00025 * self._signed("funding", venue, instrument.instrument_id, epoch)
-        return rules.funding_string(rate)
+        rate_8h = lean + 0.00025 * self._signed("funding", venue, instrument.instrument_id, epoch)
+        return rules.funding_string(rate_8h * hours / 8)
 
     def funding_rate(self, venue: str, symbol: str, ts_ms: int) -> float:
-        """Current funding rate as the venue serves it (decimal per 8 h interval unless the venue says otherwise)."""
+        """Current funding rate as the venue serves it (decimal per the instrument's funding interval)."""
         return float(self.funding_rate_string(venue, symbol, ts_ms))
 
-    def next_funding_time(self, ts_ms: int) -> int:
-        return (ts_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
+    def funding_rate_8h(self, venue: str, symbol: str, ts_ms: int) -> float:
+        """The served rate scaled to 8 hours (what marts.funding compares venues on)."""
+        return self.funding_rate(venue, symbol, ts_ms) * 8 / self.funding_interval_hours(venue, symbol)
+
+    @staticmethod
+    def next_funding_time(ts_ms: int, hours: int = 8) -> int:
+        return (ts_ms // (hours * HOUR_MS) + 1) * hours * HOUR_MS
 
     # ------------------------------------------------------------------ open interest
     def oi_usd_magnitude(self, base: str) -> float:
@@ -319,6 +330,19 @@ class SimState(VenueViews):
         other served fields, as its ``SimVenue.open_interest`` maps them."""
         served = {k: float(v) for k, v in self.open_interest_strings(venue, symbol, ts_ms).items()}
         return venues.get(venue).open_interest(self, symbol, served, ts_ms)
+
+    # ------------------------------------------------------------------ taker flow
+    def taker_volumes(self, venue: str, symbol: str, period: str, bucket_ms: int) -> tuple[float, float]:
+        """Taker (buy, sell) volume of one bucket in coins, unrounded: a few percent of the venue's OI per hour,
+        buy/sell within about 1.4x of balance either way (flow, unlike positioning, does not sit at extremes)."""
+        _rules, instrument = self._listed_instrument(venue, symbol)
+        length = period_ms(period)
+        key = ("taker", venue, instrument.instrument_id)
+        per_hour = self.oi_coins(venue, instrument, bucket_ms) * 0.05 * (0.5 + self.unit(*key, bucket_ms))
+        volume = per_hour * length / HOUR_MS
+        log_ratio = self.wave(bucket_ms, key, ((5, 0.12), (41, 0.1))) + 0.08 * self._signed(*key, length, bucket_ms)
+        ratio = math.exp(log_ratio)
+        return volume * ratio / (1 + ratio), volume / (1 + ratio)
 
     # ------------------------------------------------------------------ long/short ratios
     def _ratio_center(self, base: str) -> float:

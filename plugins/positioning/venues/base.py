@@ -247,9 +247,11 @@ class HistorySeries:
     paginator: Paginator
     symbol_param: str = "symbol"
     by_instrument: bool = True  # the param takes the venue instrument (else the base coin)
+    extra_params: Mapping[str, Any] = field(default_factory=dict)  # sent with every page (OKX instType)
 
     def params(self, symbol: str, instrument: str) -> dict[str, Any]:
-        return {self.symbol_param: instrument if self.by_instrument else symbol, "period": self.period}
+        return {self.symbol_param: instrument if self.by_instrument else symbol, "period": self.period,
+                **self.extra_params}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -278,6 +280,8 @@ class VenueSpec:
     oi_change_period: str | None = None  # its coin-level OI history at this period feeds oi_usd_change_24h_pct
     oi_sides_metric: str | None = None  # its OI is split into long/short sides: their quotient is this metric
     ratio_endpoints: Mapping[str, str] = field(default_factory=dict)  # ratio metric -> the endpoint that sends it
+    # hours per funding payment where its responses do not say (FundingInterval rows override it per instrument)
+    funding_interval_hours: float | None = None
 
     def __post_init__(self) -> None:
         if not VENUE_NAME.fullmatch(self.name):

@@ -23,6 +23,7 @@ from positioning.ingest.endpoints import Endpoint, EnvelopeError
 from positioning.ingest.limits import RateLimit
 from positioning.periods import PERIOD_MS
 from positioning.rows import (
+    FundingInterval,
     Instrument,
     LongShortRatio,
     MarkPrice,
@@ -56,11 +57,15 @@ VENUE = "binance"
 LIMITS = {
     "weight": RateLimit(2400, 60.0, "§1.0 REQUEST_WEIGHT 2400 / 1 MINUTE / IP"),
     "futures_data": RateLimit(1000, 300.0, "§1.2 /futures/data/* IP rate limit 1000 requests / 5 min"),
+    "funding_info": RateLimit(500, 300.0, "§1.6 fundingInfo: 500 / 5 min / IP, shared with fundingRate"),
 }
 
 EXCHANGE_INFO = Endpoint("exchangeInfo", "/fapi/v1/exchangeInfo", {"weight": 1})
 PREMIUM_INDEX = Endpoint("premiumIndex", "/fapi/v1/premiumIndex", {"weight": 10})  # 10 without symbol
 OPEN_INTEREST = Endpoint("openInterest", "/fapi/v1/openInterest", {"weight": 1})
+# §1.6: the symbols whose funding interval was adjusted from the default 8 hours (weight 0, one call for all).
+FUNDING_INFO = Endpoint("fundingInfo", "/fapi/v1/fundingInfo", {"funding_info": 1})
+DEFAULT_FUNDING_HOURS = 8.0
 OPEN_INTEREST_HIST = Endpoint("openInterestHist", "/futures/data/openInterestHist", {"futures_data": 1})
 TOP_POSITION_RATIO = Endpoint(
     "topLongShortPositionRatio", "/futures/data/topLongShortPositionRatio", {"futures_data": 1}
@@ -69,6 +74,8 @@ TOP_ACCOUNT_RATIO = Endpoint("topLongShortAccountRatio", "/futures/data/topLongS
 GLOBAL_ACCOUNT_RATIO = Endpoint(
     "globalLongShortAccountRatio", "/futures/data/globalLongShortAccountRatio", {"futures_data": 1}
 )
+# venues-more.md §3.5: taker buy/sell volume, rows without a symbol (the request names it).
+TAKER_RATIO = Endpoint("takerlongshortRatio", "/futures/data/takerlongshortRatio", {"futures_data": 1})
 RATIO_ENDPOINTS = (
     (TOP_POSITION_RATIO, "ls_top_position"),
     (TOP_ACCOUNT_RATIO, "ls_top_account"),
@@ -76,7 +83,8 @@ RATIO_ENDPOINTS = (
 )
 HISTORY_PAGE_LIMIT = 500  # §1.2 "max 500"
 HISTORY_RETENTION = timedelta(days=30)  # §1.2 "Only the data of the latest 30 days is available"
-HISTORY_ENDPOINTS = ((OPEN_INTEREST_HIST, ("oi_coins", "oi_usd")), *((e, (m,)) for e, m in RATIO_ENDPOINTS))
+BUCKETED_ENDPOINTS = (*RATIO_ENDPOINTS, (TAKER_RATIO, "taker_buy_sell"))  # per symbol, over the ratio window
+HISTORY_ENDPOINTS = ((OPEN_INTEREST_HIST, ("oi_coins", "oi_usd")), *((e, (m,)) for e, m in BUCKETED_ENDPOINTS))
 PERPETUAL_DELIVERY_DATE = 4133404800000  # §1.7: a perp with another deliveryDate is scheduled for delisting
 RETRYABLE_CODES = {-1003: True, -1001: False, -1007: False}  # code -> means "rate limited"
 # Assets USD-M lists in multiples: base asset -> (the asset, coins per unit). Data, not a rule: a leading number
@@ -181,6 +189,20 @@ def parse_premium_index(payload: Any, params: Mapping[str, Any] | None = None) -
     return result
 
 
+def parse_funding_info(payload: Any, params: Mapping[str, Any] | None = None) -> list[FundingInterval]:
+    """The adjusted symbols' ``fundingIntervalHours``; a symbol not listed pays every 8 hours (the spec's
+    ``funding_interval_hours``)."""
+    endpoint = FUNDING_INFO.name
+    return [
+        FundingInterval(
+            VENUE,
+            str(field(row, "symbol", VENUE, endpoint)),
+            number(field(row, "fundingIntervalHours", VENUE, endpoint), VENUE, endpoint, "fundingIntervalHours"),
+        )
+        for row in _rows(payload, endpoint)
+    ]
+
+
 def parse_open_interest(payload: Any, params: Mapping[str, Any] | None = None) -> list[OpenInterest]:
     """Current OI of one symbol, in base-asset units (contracts are coins on USD-M)."""
     endpoint = OPEN_INTEREST.name
@@ -235,12 +257,36 @@ def _ratio_parser(endpoint: Endpoint, metric: str):
     return parse
 
 
+def parse_taker_ratio(payload: Any, params: Mapping[str, Any] | None = None) -> list[LongShortRatio]:
+    """Taker buy/sell volume buckets of the symbol in ``params["symbol"]`` (the rows name none): ``buySellRatio``
+    as sent. ``buyVol``/``sellVol`` stay in the raw file: their unit is undocumented and the docs' own example
+    does not divide to its ratio, so they are not held against it."""
+    endpoint = TAKER_RATIO.name
+    symbol = (params or {}).get("symbol")
+    if not symbol:
+        raise ParseError(VENUE, endpoint, "the request's symbol is needed to parse this payload", field="symbol")
+    period = str((params or {}).get("period", ""))
+    return [
+        LongShortRatio(
+            venue=VENUE,
+            key=str(symbol),
+            metric="taker_buy_sell",
+            period=period,
+            ts_ms=timestamp_ms(field(row, "timestamp", VENUE, endpoint), VENUE, endpoint, "timestamp"),
+            ratio=number(field(row, "buySellRatio", VENUE, endpoint), VENUE, endpoint, "buySellRatio"),
+        )
+        for row in _rows(payload, endpoint)
+    ]
+
+
 PARSERS = {
     EXCHANGE_INFO.name: parse_exchange_info,
     PREMIUM_INDEX.name: parse_premium_index,
     OPEN_INTEREST.name: parse_open_interest,
+    FUNDING_INFO.name: parse_funding_info,
     OPEN_INTEREST_HIST.name: parse_open_interest_hist,
     **{endpoint.name: _ratio_parser(endpoint, metric) for endpoint, metric in RATIO_ENDPOINTS},
+    TAKER_RATIO.name: parse_taker_ratio,
 }
 
 
@@ -293,9 +339,9 @@ def past_unavailable() -> dict[str, str]:
 
 
 async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
-    """exchangeInfo, then for a current interval premiumIndex (all symbols, one call) and per symbol openInterest
-    and the three ratio endpoints (Binance has no batch form for them); for a past interval per symbol
-    openInterestHist and the three ratio endpoints over the interval's window (:func:`history_calls`)."""
+    """exchangeInfo, then for a current interval premiumIndex and fundingInfo (all symbols, one call each) and per
+    symbol openInterest, the three ratio endpoints and takerlongshortRatio (Binance has no batch form for them);
+    for a past interval per symbol openInterestHist, the ratios and the taker ratio over the interval's window."""
     result, request, _ = await fetch_listing(client, VENUE, LISTING, request)
     if result.fatal:
         return result
@@ -314,10 +360,10 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
         ]
         result.results.extend(await gather_per_symbol(calls))
         return result
-    calls = [client.get(PREMIUM_INDEX)]
+    calls = [client.get(PREMIUM_INDEX), client.get(FUNDING_INFO)]
     for symbol, instrument in result.instruments.items():
         calls.append(client.get(OPEN_INTEREST, {"symbol": instrument}, symbol=symbol))
-        for endpoint, _metric in RATIO_ENDPOINTS:
+        for endpoint, _metric in BUCKETED_ENDPOINTS:
             params = {"symbol": instrument, "period": request.ls_period, **window}
             calls.append(client.get(endpoint, params, symbol=symbol))
     result.results.extend(await gather_per_symbol(calls))
@@ -328,7 +374,7 @@ LISTING = Listing(EXCHANGE_INFO, None, parse_exchange_info)
 
 
 def history(ls_period: str) -> list[HistorySeries]:
-    """The bulk fill's series: openInterestHist and the three ratios, ascending pages of 500 buckets."""
+    """The bulk fill's series: openInterestHist, the three ratios and the taker ratio, ascending pages of 500."""
     period_ms = PERIOD_MS[ls_period]
     return [
         HistorySeries(endpoint, metrics, ls_period, period_ms, HISTORY_RETENTION,
@@ -341,8 +387,8 @@ SPEC = VenueSpec(
     name=VENUE,
     title="Binance",
     param="includeBinance",
-    param_help="Binance USD-M: OI per symbol, mark price, and three long/short ratios "
-    "(top-trader positions, top-trader accounts, all accounts).",
+    param_help="Binance USD-M: OI per symbol, mark price, three long/short ratios "
+    "(top-trader positions, top-trader accounts, all accounts) and the taker buy/sell volume ratio.",
     public_url="https://fapi.binance.com",
     limits=LIMITS,
     envelope_error=envelope_error,
@@ -360,5 +406,6 @@ SPEC = VenueSpec(
     ratio_basis="top_traders_and_accounts",
     colour="#e0a800",
     instrument_oi_history=True,
-    ratio_endpoints={metric: endpoint.name for endpoint, metric in RATIO_ENDPOINTS},
+    funding_interval_hours=DEFAULT_FUNDING_HOURS,
+    ratio_endpoints={metric: endpoint.name for endpoint, metric in BUCKETED_ENDPOINTS},
 )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from positioning.ingest.endpoints import Endpoint, EnvelopeError, coded_envelope_error
 from positioning.ingest.limits import RateLimit
 from positioning.rows import (
+    FundingInterval,
     Instrument,
     LongShortRatio,
     MarkPrice,
@@ -149,6 +150,20 @@ def parse_contracts(payload: Any, params: Mapping[str, Any] | None = None) -> li
     return result
 
 
+def parse_contracts_funding(payload: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
+    """The listing's instruments, then the funding interval of each (``fundInterval`` hours: 1, 2, 4 or 8);
+    what the loader reads from the listing response (the plan needs only the instruments)."""
+    endpoint = CONTRACTS.name
+    instruments = parse_contracts(payload, params)
+    listed = {instrument.instrument for instrument in instruments}
+    intervals = [
+        FundingInterval(VENUE, entry["symbol"], hours)
+        for entry in _data_list(payload, endpoint)
+        if entry.get("symbol") in listed and (hours := optional_number(entry, "fundInterval", VENUE, endpoint))
+    ]
+    return [*instruments, *intervals]
+
+
 def parse_tickers(payload: Any, params: Mapping[str, Any] | None = None) -> list[OpenInterest | MarkPrice]:
     """Every symbol's OI (``holdingAmount``, base coins) and mark price + funding rate: OpenInterest rows
     followed by MarkPrice rows. Nullable fields the project does not use (``deliveryStartTime``...) are ignored."""
@@ -233,7 +248,7 @@ parse_position_long_short = _long_short_parser(
 parse_long_short = _long_short_parser(LONG_SHORT, "ls_volume", "longRatio", "shortRatio", "longShortRatio")
 
 PARSERS = {
-    CONTRACTS.name: parse_contracts,
+    CONTRACTS.name: parse_contracts_funding,
     TICKERS.name: parse_tickers,
     OPEN_INTEREST.name: parse_open_interest,
     ACCOUNT_LONG_SHORT.name: parse_account_long_short,

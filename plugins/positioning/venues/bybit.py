@@ -33,6 +33,7 @@ from positioning.ingest.endpoints import Endpoint, EnvelopeError
 from positioning.ingest.limits import RateLimit
 from positioning.periods import PERIOD_MS, largest_fitting
 from positioning.rows import (
+    FundingInterval,
     Instrument,
     LongShortRatio,
     MarkPrice,
@@ -207,17 +208,22 @@ def next_listing_page(payload: Any, params: Mapping[str, Any]) -> dict[str, Any]
     return {**params, "cursor": cursor} if cursor else None
 
 
-def parse_tickers(payload: Any, params: Mapping[str, Any] | None = None) -> list[OpenInterest | MarkPrice]:
+def parse_tickers(payload: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
     """Every linear symbol's OI (one side, coins and USD: see the module docstring), mark price and funding rate
-    (per ``fundingIntervalHour``; ``""`` on dated futures -> None): OpenInterest rows, then MarkPrice rows. The
-    rows carry no time; the envelope's ``time`` (a number) is the time of all of them."""
+    (per ``fundingIntervalHour``; ``""`` on dated futures -> None): OpenInterest rows, MarkPrice rows, then the
+    FundingInterval of every row that has one. The rows carry no time; the envelope's ``time`` (a number) is the
+    time of all of them."""
     endpoint = TICKERS.name
     rows = _list(payload, endpoint)
     ts_ms = timestamp_ms(field(payload, "time", VENUE, endpoint), VENUE, endpoint, "time")
     open_interest: list[OpenInterest] = []
     marks: list[MarkPrice] = []
+    intervals: list[FundingInterval] = []
     for row in rows:
         instrument = _text(row, "symbol", endpoint)
+        hours = optional_number(row, "fundingIntervalHour", VENUE, endpoint)
+        if hours:
+            intervals.append(FundingInterval(VENUE, instrument, hours))
         open_interest.append(
             OpenInterest(
                 venue=VENUE,
@@ -236,7 +242,7 @@ def parse_tickers(payload: Any, params: Mapping[str, Any] | None = None) -> list
                 funding_rate=optional_number(row, "fundingRate", VENUE, endpoint),
             )
         )
-    return [*open_interest, *marks]
+    return [*open_interest, *marks, *intervals]
 
 
 def parse_account_ratio(payload: Any, params: Mapping[str, Any] | None = None) -> list[LongShortRatio]:

@@ -171,6 +171,7 @@ LISTING = Listing(META_AND_ASSET_CTXS, None, parse_listing)
 
 
 SPEC = VenueSpec(
+    funding_interval_hours=1.0,  # [HL-DOC funding] "paid every hour": the served rate is hourly
     name=VENUE,
     title="Hyperliquid",
     param="includeHyperliquid",

@@ -31,6 +31,7 @@ from positioning.ingest.endpoints import Endpoint, EnvelopeError, coded_envelope
 from positioning.ingest.limits import RateLimit
 from positioning.periods import largest_fitting
 from positioning.rows import (
+    FundingInterval,
     FundingRate,
     Instrument,
     LongShortRatio,
@@ -71,6 +72,7 @@ LIMITS = {
     "funding-rate": RateLimit(10, 2.0, "§2.4 10 req / 2 s, IP + instrument ID (Nov-2025 page)"),
     "long-short-account-ratio": RateLimit(5, 2.0, "§2.5 rubik ccy statistics 5 req / 2 s, IP"),
     "open-interest-volume": RateLimit(5, 2.0, "§2.5 rubik ccy statistics 5 req / 2 s, IP"),
+    "taker-volume": RateLimit(5, 2.0, "venues-more.md §4.1 rubik taker-volume 5 req / 2 s, IP"),
 }
 
 INSTRUMENTS = Endpoint("instruments", "/api/v5/public/instruments", {"instruments": 1})
@@ -85,6 +87,9 @@ LONG_SHORT_ACCOUNT_RATIO = Endpoint(
 OPEN_INTEREST_VOLUME = Endpoint(
     "open-interest-volume", "/api/v5/rubik/stat/contracts/open-interest-volume", {"open-interest-volume": 1}
 )
+# venues-more.md §4.1: per coin, all its contracts; rows [ts, sellVol, buyVol]; periods and reach as §2.5.
+TAKER_VOLUME = Endpoint("taker-volume", "/api/v5/rubik/stat/taker-volume", {"taker-volume": 1})
+CONTRACTS = {"instType": "CONTRACTS"}
 
 SWAP = {"instType": "SWAP"}
 USDT_SWAP_SUFFIX = "-USDT-SWAP"
@@ -234,14 +239,21 @@ def parse_mark_price(payload: Any, params: Mapping[str, Any] | None = None) -> l
     ]
 
 
-def parse_funding_rate(payload: Any, params: Mapping[str, Any] | None = None) -> list[FundingRate]:
-    """Current funding rate (decimal per interval) and the next funding time of every USDT swap.
+def _optional_ms(row: dict, name: str, endpoint: str) -> int | None:
+    value = row.get(name)
+    return None if value in (None, "") else timestamp_ms(value, VENUE, endpoint, name)
+
+
+def parse_funding_rate(payload: Any, params: Mapping[str, Any] | None = None) -> list[FundingRate | FundingInterval]:
+    """Current funding rate (decimal per interval) and the next funding time of every USDT swap, then the
+    funding interval: ``nextFundingTime - fundingTime`` (§2.4: the interval is not fixed at 8 h).
 
     A row whose ``fundingRate`` is empty (no current rate, e.g. a pre-market swap) yields no row; a row without
     the key at all is a ParseError.
     """
     endpoint = FUNDING_RATE.name
-    result = []
+    rates: list[FundingRate | FundingInterval] = []
+    intervals: list[FundingRate | FundingInterval] = []
     for row in _data(payload, endpoint):
         instrument_id = _text(row, "instId", endpoint)
         if not _is_usdt_swap(instrument_id):
@@ -249,21 +261,12 @@ def parse_funding_rate(payload: Any, params: Mapping[str, Any] | None = None) ->
         rate = number(field(row, "fundingRate", VENUE, endpoint), VENUE, endpoint, "fundingRate", required=False)
         if rate is None:
             continue
-        next_funding = row.get("nextFundingTime")
-        result.append(
-            FundingRate(
-                venue=VENUE,
-                instrument=instrument_id,
-                ts_ms=timestamp_ms(field(row, "ts", VENUE, endpoint), VENUE, endpoint, "ts"),
-                funding_rate=rate,
-                next_funding_ms=(
-                    None
-                    if next_funding in (None, "")
-                    else timestamp_ms(next_funding, VENUE, endpoint, "nextFundingTime")
-                ),
-            )
-        )
-    return result
+        ts_ms = timestamp_ms(field(row, "ts", VENUE, endpoint), VENUE, endpoint, "ts")
+        this, following = _optional_ms(row, "fundingTime", endpoint), _optional_ms(row, "nextFundingTime", endpoint)
+        rates.append(FundingRate(VENUE, instrument_id, ts_ms, rate, following))
+        if this is not None and following is not None and following > this:
+            intervals.append(FundingInterval(VENUE, instrument_id, (following - this) / 3_600_000))
+    return rates + intervals
 
 
 def parse_long_short_account_ratio(payload: Any, params: Mapping[str, Any] | None = None) -> list[LongShortRatio]:
@@ -304,6 +307,22 @@ def parse_open_interest_volume(payload: Any, params: Mapping[str, Any] | None = 
     return sorted(rows, key=lambda row: row.ts_ms)
 
 
+def parse_taker_volume(payload: Any, params: Mapping[str, Any] | None = None) -> list[LongShortRatio]:
+    """Rows ``[ts, sellVol, buyVol]`` (sell first) for the coin in ``params["ccy"]`` -> the taker buy/sell ratio
+    buyVol / sellVol, oldest first. A bucket without sells has no ratio and gives no row."""
+    endpoint = TAKER_VOLUME.name
+    coin = _param(params, "ccy", endpoint).upper()
+    period = str((params or {}).get("period") or "5m")
+    rows = []
+    for row in _array_rows(payload, endpoint, 3, "ts, sellVol, buyVol"):
+        sell = number(row[1], VENUE, endpoint, "data[][1] sellVol")
+        buy = number(row[2], VENUE, endpoint, "data[][2] buyVol")
+        if sell and sell > 0:
+            ts = timestamp_ms(row[0], VENUE, endpoint, "data[][0] ts")
+            rows.append(LongShortRatio(VENUE, coin, "taker_buy_sell", period, ts, buy / sell))
+    return sorted(rows, key=lambda row: row.ts_ms)
+
+
 PARSERS = {
     INSTRUMENTS.name: parse_instruments,
     OPEN_INTEREST.name: parse_open_interest,
@@ -311,6 +330,7 @@ PARSERS = {
     FUNDING_RATE.name: parse_funding_rate,
     LONG_SHORT_ACCOUNT_RATIO.name: parse_long_short_account_ratio,
     OPEN_INTEREST_VOLUME.name: parse_open_interest_volume,
+    TAKER_VOLUME.name: parse_taker_volume,
 }
 
 
@@ -329,6 +349,11 @@ def ratio_params(symbol: str, request: ExtractRequest) -> dict[str, Any]:
     }
 
 
+def taker_params(symbol: str, request: ExtractRequest) -> dict[str, Any]:
+    """The taker-volume window: the ratio window, over every contract of the coin."""
+    return {**ratio_params(symbol, request), **CONTRACTS}
+
+
 def oi_change_params(symbol: str, request: ExtractRequest) -> dict[str, Any]:
     """Hourly coin OI (USD) over the last 25 h: enough for the 24 h change at the interval end."""
     return {
@@ -343,7 +368,7 @@ def _history_calls(client: VenueClient, result: VenueExtract, request: ExtractRe
     """Per listed coin the rubik calls whose window the venue still keeps; a call outside its retention is
     recorded in ``result.unavailable`` instead (a gap, not an error)."""
     calls = []
-    plans = [(LONG_SHORT_ACCOUNT_RATIO, ratio_params, "ls_account")]
+    plans = [(LONG_SHORT_ACCOUNT_RATIO, ratio_params, "ls_account"), (TAKER_VOLUME, taker_params, "taker_buy_sell")]
     if request.include_oi_change_24h:
         plans.append((OPEN_INTEREST_VOLUME, oi_change_params, "oi_usd_change_24h_pct"))
     for endpoint, params_for, metric in plans:
@@ -382,6 +407,7 @@ async def extract(client: VenueClient, request: ExtractRequest) -> VenueExtract:
     ]
     for symbol in result.instruments:
         calls.append(client.get(LONG_SHORT_ACCOUNT_RATIO, ratio_params(symbol, request), symbol=symbol))
+        calls.append(client.get(TAKER_VOLUME, taker_params(symbol, request), symbol=symbol))
         if request.include_oi_change_24h:
             calls.append(client.get(OPEN_INTEREST_VOLUME, oi_change_params(symbol, request), symbol=symbol))
     result.results.extend(await gather_per_symbol(calls))
@@ -392,12 +418,15 @@ LISTING = Listing(INSTRUMENTS, SWAP, parse_instruments)
 
 
 def history(ls_period: str) -> list[HistorySeries]:
-    """The bulk fill's series: the rubik currency ratio at the largest period not longer than ``ls_period``."""
+    """The bulk fill's series: the rubik currency ratio and taker volume at the largest period not longer than
+    ``ls_period``."""
     period = rubik_period(ls_period)
     paginator = DescendingWindow(RUBIK_PERIOD_MS[period])
     return [
-        HistorySeries(LONG_SHORT_ACCOUNT_RATIO, ("ls_account",), period, RUBIK_PERIOD_MS[period],
-                      RUBIK_RETENTION[period], paginator, symbol_param="ccy", by_instrument=False)
+        HistorySeries(endpoint, (metric,), period, RUBIK_PERIOD_MS[period], RUBIK_RETENTION[period], paginator,
+                      symbol_param="ccy", by_instrument=False, extra_params=extra)
+        for endpoint, metric, extra in ((LONG_SHORT_ACCOUNT_RATIO, "ls_account", {}),
+                                        (TAKER_VOLUME, "taker_buy_sell", CONTRACTS))
     ]  # fmt: skip
 
 
@@ -405,7 +434,8 @@ SPEC = VenueSpec(
     name=VENUE,
     title="OKX",
     param="includeOkx",
-    param_help="OKX SWAP: OI for all swaps in one call, mark price, currency long/short account ratio.",
+    param_help="OKX SWAP: OI for all swaps in one call, mark price, currency long/short account ratio and taker "
+    "buy/sell volume.",
     public_url="https://www.okx.com",
     limits=LIMITS,
     envelope_error=envelope_error,
@@ -420,5 +450,5 @@ SPEC = VenueSpec(
     ),
     colour="#374151",
     oi_change_period=OI_CHANGE_PERIOD,
-    ratio_endpoints={"ls_account": LONG_SHORT_ACCOUNT_RATIO.name},
+    ratio_endpoints={"ls_account": LONG_SHORT_ACCOUNT_RATIO.name, "taker_buy_sell": TAKER_VOLUME.name},
 )

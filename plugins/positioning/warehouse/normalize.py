@@ -32,6 +32,7 @@ from positioning import registry
 from positioning.ingest.manifests import Manifest
 from positioning.periods import period_seconds
 from positioning.rows import (
+    FundingInterval,
     FundingRate,
     Instrument,
     LongShortRatio,
@@ -58,7 +59,7 @@ FACT_SCHEMA = {
     "ratio_source": pl.String,
     "venue_ratio": pl.Float64,
 }
-ROW_TYPES = (Instrument, OpenInterest, MarkPrice, FundingRate, LongShortRatio, OpenInterestHistory)
+ROW_TYPES = (Instrument, OpenInterest, MarkPrice, FundingRate, FundingInterval, LongShortRatio, OpenInterestHistory)
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
@@ -280,7 +281,28 @@ def build_facts(
         bucket_facts(mapped, parsed, [end_ms], interval_ms).drop("end_ms"),
     ]
     facts = pl.concat([part for part in parts if not part.is_empty()] or [parts[0]], how="vertical_relaxed")
-    return facts.join(unavailable_pairs(manifests), on=["venue", "metric"], how="anti")
+    facts = facts.join(unavailable_pairs(manifests), on=["venue", "metric"], how="anti")
+    return pl.concat([facts, funding_interval_facts(facts, parsed)], how="vertical_relaxed")
+
+
+def funding_interval_facts(facts: pl.DataFrame, parsed: ParsedRows) -> pl.DataFrame:
+    """``funding_interval_hours`` beside every published ``funding_rate`` (the hours its rate is per): the venue's
+    own figure for the instrument (FundingInterval rows), else its adapter's default; none where neither says."""
+    funding = facts.filter(pl.col("metric") == "funding_rate")
+    declared = rows_frame(parsed.rows[FundingInterval], FundingInterval).unique(["venue", "instrument"], keep="last")
+    defaults = pl.DataFrame(
+        [(spec.name, spec.funding_interval_hours) for spec in registry.specs() if spec.funding_interval_hours],
+        schema={"venue": pl.String, "default_hours": pl.Float64},
+        orient="row",
+    )
+    return (
+        funding.join(declared, on=["venue", "instrument"], how="left")
+        .join(defaults, on="venue", how="left")
+        .with_columns(value=pl.coalesce("hours", "default_hours"))
+        .filter(pl.col("value").is_not_null())
+        .with_columns(metric=pl.lit("funding_interval_hours"), unit=pl.lit("hours"))
+        .select(facts.columns)
+    )
 
 
 def _oi_change_24h(

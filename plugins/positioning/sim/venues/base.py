@@ -121,6 +121,8 @@ class SimVenue:
     * ``unlisted``: symbols of the shared universe absent from the default listing;
     * ``ratio_metrics``: the metric names ``SimState.ratio`` accepts (None = any);
     * ``oi_scale``: OI relative to the reference magnitude; ``funding_decimals``, ``oi_decimals``: served decimals;
+    * ``funding_interval_hours``: hours between funding payments, ``funding_intervals`` the exceptions (base ->
+      hours): the venue's funding rate is served per its interval;
     * ``row_symbol_keys``: the row fields naming a symbol (symbol-scoped row faults on all-symbol bodies);
     * ``options``: simulator keyword options this venue reads from ``Request.options``: name -> allowed values,
       the first the default; ``fault_kinds``/``fault_options``: venue-specific fault kinds and their required
@@ -135,6 +137,8 @@ class SimVenue:
     ratio_metrics: ClassVar[tuple[str, ...] | None] = None
     oi_scale: ClassVar[float] = DEFAULT_OI_SCALE
     funding_decimals: ClassVar[int] = 8
+    funding_interval_hours: ClassVar[int] = 8
+    funding_intervals: ClassVar[dict[str, int]] = {}
     oi_decimals: ClassVar[int] = 4
     row_symbol_keys: ClassVar[tuple[str, ...]] = ("symbol",)
     options: ClassVar[dict[str, tuple[str, ...]]] = {}

@@ -31,7 +31,7 @@ LIMIT_DEFAULT, LIMIT_MAX = 30, 500
 PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
 WEIGHTS = {"exchangeInfo": 1, "openInterest": 1, "premiumIndex": 1}  # premiumIndex: 10 without symbol
 FUTURES_DATA = ("openInterestHist", "topLongShortPositionRatio", "topLongShortAccountRatio",
-                "globalLongShortAccountRatio")  # fmt: skip
+                "globalLongShortAccountRatio", "takerlongshortRatio")  # fmt: skip
 DELIVERY_ID = "BTCUSDT_260327"  # a quarterly (non-perpetual) contract listed beside the perps
 DELIVERY_DATE = 1774598400000  # 2026-03-27 08:00 UTC
 # The rest of a real listing (premiumIndex of 2024-11-27: 379 rows): more quarterlies, USDC-quoted perps (the
@@ -56,14 +56,17 @@ class Binance(SimVenue):
         "/fapi/v1/exchangeInfo": "exchangeInfo",
         "/fapi/v1/premiumIndex": "premiumIndex",
         "/fapi/v1/openInterest": "openInterest",
+        "/fapi/v1/fundingInfo": "fundingInfo",
         "/futures/data/openInterestHist": "openInterestHist",
         "/futures/data/topLongShortPositionRatio": "topLongShortPositionRatio",
         "/futures/data/topLongShortAccountRatio": "topLongShortAccountRatio",
         "/futures/data/globalLongShortAccountRatio": "globalLongShortAccountRatio",
+        "/futures/data/takerlongshortRatio": "takerlongshortRatio",
     }
     limits: ClassVar[dict[str, Limit]] = {
         "weight": Limit(2400, 60, "§1.0 REQUEST_WEIGHT 2400 per minute per IP; weights §1.1, §1.6, §1.7"),
         "futures-data": Limit(1000, 300, "§1.2-1.5 all /futures/data/* share 1000 requests / 5 min / IP"),
+        "funding-info": Limit(500, 300, "§1.6 fundingInfo shares 500 / 5 min / IP with fundingRate"),
     }
     ban = Ban(
         after_rejections=5,  # §1.0: "auto-banned for continuing to send requests after receiving 429"
@@ -74,6 +77,7 @@ class Binance(SimVenue):
     ratio_metrics = ("topLongShortPositionRatio", "topLongShortAccountRatio", "globalLongShortAccountRatio")
     oi_scale = 1.0
     funding_decimals = 8
+    funding_intervals: ClassVar[dict[str, int]] = {"WIF": 4, "SUI": 4}  # §1.6: adjusted; fundingInfo lists them
     oi_decimals = 3
 
     # ------------------------------------------------------------------ the data archive's paths (data.binance.vision)
@@ -97,6 +101,8 @@ class Binance(SimVenue):
             return []  # §3.0: the archive documents no limit (and is another host)
         if endpoint in FUTURES_DATA:
             return [("futures-data", 1)]
+        if endpoint == "fundingInfo":
+            return [("funding-info", 1)]
         if endpoint == "premiumIndex":
             return [("weight", 1 if params.get("symbol") else 10)]
         return [("weight", WEIGHTS.get(endpoint, 1))]
@@ -206,7 +212,9 @@ class Binance(SimVenue):
             "estimatedSettlePrice": mark,
             "lastFundingRate": state.funding_rate_string(self.name, instrument.instrument_id, now_ms),
             "interestRate": "0.00010000",
-            "nextFundingTime": state.next_funding_time(now_ms),
+            "nextFundingTime": state.next_funding_time(
+                now_ms, state.funding_interval_hours(self.name, instrument.instrument_id)
+            ),
             "time": now_ms,
         }
         if instrument.kind == "delivery" or instrument.status != "TRADING":  # §1.6: "" funding fields on these
@@ -218,6 +226,17 @@ class Binance(SimVenue):
         if symbol:
             return Reply(200, self._premium_row(state, self._instrument(state, symbol), request.now_ms))
         rows = [self._premium_row(state, i, request.now_ms) for i in state.instruments(self.name)]
+        return Reply(200, rows)
+
+    def do_fundingInfo(self, request: Request, state: SimState) -> Reply:
+        """§1.6: only the symbols whose funding interval or caps were adjusted (the others pay every 8 hours)."""
+        rows = [
+            {"symbol": i.instrument_id, "adjustedFundingRateCap": "0.02000000",
+             "adjustedFundingRateFloor": "-0.02000000",
+             "fundingIntervalHours": state.funding_interval_hours(self.name, i.instrument_id), "disclaimer": False}
+            for i in state.instruments(self.name)
+            if i.base in self.funding_intervals and i.kind == "perpetual"
+        ]  # fmt: skip
         return Reply(200, rows)
 
     def do_openInterest(self, request: Request, state: SimState) -> Reply:
@@ -280,6 +299,15 @@ class Binance(SimVenue):
             # §1.3: even the position ratio names its shares longAccount/shortAccount on USD-M.
             return {"symbol": instrument.instrument_id, "longShortRatio": served["ratio"],
                     "longAccount": served["long_share"], "shortAccount": served["short_share"],
+                    "timestamp": bucket}  # fmt: skip
+
+        return self._history(request, state, row)
+
+    def do_takerlongshortRatio(self, request: Request, state: SimState) -> Reply:
+        def row(instrument: Instrument, period: str, bucket: int) -> dict[str, Any]:
+            buy, sell = state.taker_volumes(self.name, instrument.instrument_id, period, bucket)
+            # venues-more.md §3.5: no symbol field; the ratio is rounded on its own, not from the rounded volumes.
+            return {"buySellRatio": fmt(buy / sell, 4), "buyVol": fmt(buy, 4), "sellVol": fmt(sell, 4),
                     "timestamp": bucket}  # fmt: skip
 
         return self._history(request, state, row)

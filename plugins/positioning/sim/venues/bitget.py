@@ -51,6 +51,7 @@ class Bitget(SimVenue):
     oi_scale = 0.32
     options: ClassVar[dict[str, tuple[str, ...]]] = {"bitget_account_ratio": ("hundredth_for_some", "quotient")}
     funding_decimals = 6
+    funding_intervals: ClassVar[dict[str, int]] = {"SUI": 4, "DOGE": 2}  # §3.4: 1, 2, 4 or 8 hours
     oi_decimals = 4
     RATIO_FIELDS: ClassVar[dict[str, tuple[str, str, str]]] = {
         "account-long-short": ("longAccountRatio", "shortAccountRatio", "longShortAccountRatio"),
@@ -111,7 +112,8 @@ class Bitget(SimVenue):
                 "maxProductOrderNum": "400", "maxPositionNum": "150", "symbolStatus": instrument.status,
                 "offTime": "-1" if instrument.tradable else str(request.now_ms - DAY_MS),
                 "limitOpenTime": "-1", "deliveryTime": "", "deliveryStartTime": "", "deliveryPeriod": "",
-                "launchTime": "", "fundInterval": "8", "minLever": "1", "maxLever": "125",
+                "launchTime": "", "minLever": "1", "maxLever": "125",
+                "fundInterval": str(state.funding_interval_hours(self.name, instrument.instrument_id)),
                 "posLimit": "0.05", "maintainTime": "", "isRwa": "NO",
             })  # fmt: skip
         return self.ok(rows, request.now_ms)

@@ -53,6 +53,7 @@ class Bybit(SimVenue):
     ratio_metrics = ("account-ratio",)
     oi_scale = 0.55
     funding_decimals = 8
+    funding_intervals: ClassVar[dict[str, int]] = {"WIF": 4, "ORDI": 1}  # §1.5: "may be 1/2/4"
     oi_decimals = 3
     options: ClassVar[dict[str, tuple[str, ...]]] = {"bybit_single_side": ("present", "absent")}
 
@@ -152,6 +153,7 @@ class Bybit(SimVenue):
     def _instrument_row(self, state: SimState, instrument: Instrument, now_ms: int) -> dict[str, Any]:
         futures = instrument.kind == "delivery"
         decimals = state.price_decimals(instrument.base, instrument.multiplier)
+        hours = state.funding_interval_hours(self.name, instrument.instrument_id)  # §1.3: in minutes here
         return {
             "symbol": instrument.instrument_id, "symbolId": 5,
             "contractType": "LinearFutures" if futures else "LinearPerpetual", "status": instrument.status,
@@ -162,7 +164,7 @@ class Bybit(SimVenue):
             "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
             "lotSizeFilter": {"maxOrderQty": "1190.000", "minOrderQty": "0.001", "qtyStep": "0.001",
                               "postOnlyMaxOrderQty": "1190.000", "maxMktOrderQty": "500.000", "minNotionalValue": "5"},
-            "unifiedMarginTrade": True, "fundingInterval": 0 if futures else 480, "settleCoin": instrument.quote,
+            "unifiedMarginTrade": True, "fundingInterval": 0 if futures else 60 * hours, "settleCoin": instrument.quote,
             "copyTrading": "both", "upperFundingRate": "0.00375", "lowerFundingRate": "-0.00375",
             "isPreListing": instrument.status == "PreLaunch", "preListingInfo": None,
             "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"}, "symbolType": "",
@@ -178,6 +180,7 @@ class Bybit(SimVenue):
         rows = []
         for instrument in instruments:
             symbol, futures = instrument.instrument_id, instrument.kind == "delivery"
+            hours = state.funding_interval_hours(self.name, symbol)
             mark = state.mark_price_string(self.name, symbol, now)
             decimals = state.price_decimals(instrument.base, instrument.multiplier)
             oi, values = (
@@ -192,10 +195,11 @@ class Bybit(SimVenue):
                 "prevPrice1h": mark, "openInterest": oi["both"], "openInterestValue": values["both"],
                 "turnover24h": "0", "volume24h": "0",
                 "fundingRate": "" if futures else state.funding_rate_string(self.name, symbol, now),
-                "nextFundingTime": "" if futures else str(state.next_funding_time(now)),
+                "nextFundingTime": "" if futures else str(state.next_funding_time(now, hours)),
                 "predictedDeliveryPrice": "", "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0",
                 "ask1Size": "0.012", "bid1Price": mark, "ask1Price": mark, "bid1Size": "2.529", "basis": "",
-                "preOpenPrice": "", "preQty": "", "curPreListingPhase": "", "fundingIntervalHour": "8",
+                "preOpenPrice": "", "preQty": "", "curPreListingPhase": "",
+                "fundingIntervalHour": str(hours),
                 "basisRateYear": "", "fundingCap": "0.005",
             }  # fmt: skip
             if single_side:

@@ -26,7 +26,6 @@ BAD_BODY = "info"  # the endpoint name of a body that names no served type
 DESERIALIZE_ERROR = "Failed to deserialize the JSON body into the target type"
 MULTIPLIED = {"PEPE": "kPEPE", "SHIB": "kSHIB", "BONK": "kBONK"}  # thousands of the token per unit
 DELISTED = "MKR"  # kept in the universe with isDelisted, as LOOM in the doc
-FUNDING_HOURS = 8  # the market's funding is per 8 h; Hyperliquid serves the hourly rate
 # §2.1 HIP-3 example (dex "xyz"), values verbatim.
 HIP3_UNIVERSE = [{"szDecimals": 4, "name": "xyz:XYZ100", "maxLeverage": 20, "marginTableId": 20, "onlyIsolated": True,
                   "marginMode": "strictIsolated", "growthMode": "enabled",
@@ -45,6 +44,7 @@ class Hyperliquid(SimVenue):
     ratio_metrics = ()
     oi_scale = 0.18
     funding_decimals = 10
+    funding_interval_hours = 1  # "The funding rate on Hyperliquid is paid every hour": the hourly rate is served
     oi_decimals = 2
     row_symbol_keys = ("name",)  # universe entries name their coin; contexts carry no name
 
@@ -75,9 +75,6 @@ class Hyperliquid(SimVenue):
                                       else "listed", tradable=base != DELISTED, multiplier=1000 if served != base
                                       else 1, venue_base=served))  # fmt: skip
         return listing
-
-    def funding_string(self, rate: float) -> str:
-        return fmt(rate / FUNDING_HOURS, self.funding_decimals)
 
     def open_interest_strings(self, state: SimState, instrument: Instrument, ts_ms: int) -> dict[str, str]:
         if not instrument.tradable:

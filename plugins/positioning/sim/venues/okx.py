@@ -44,6 +44,7 @@ class Okx(SimVenue):
         "/api/v5/public/funding-rate": "funding-rate",
         "/api/v5/rubik/stat/contracts/long-short-account-ratio": "long-short-account-ratio",
         "/api/v5/rubik/stat/contracts/open-interest-volume": "open-interest-volume",
+        "/api/v5/rubik/stat/taker-volume": "taker-volume",
     }
     # One bucket per endpoint, named like it (the default request_costs).
     limits: ClassVar[dict[str, Limit]] = {
@@ -53,11 +54,13 @@ class Okx(SimVenue):
         "funding-rate": Limit(10, 2, "§2.4 10 req / 2 s (Nov-2025 page)"),
         "long-short-account-ratio": Limit(5, 2, "§2.5 5 req / 2 s, IP (own bucket per endpoint)"),
         "open-interest-volume": Limit(5, 2, "§2.5 5 req / 2 s, IP (own bucket per endpoint)"),
+        "taker-volume": Limit(5, 2, "venues-more.md §4.1 5 req / 2 s, IP"),
     }
     unlisted = frozenset({"TAO", "HYPE", "KAS", "MEME"})
     ratio_metrics = ("long-short-account-ratio",)
     oi_scale = 0.45
     funding_decimals = 16
+    funding_intervals: ClassVar[dict[str, int]] = {"WIF": 4}  # §2.4: the interval is next minus this funding time
     row_symbol_keys = ("instId",)
 
     # ------------------------------------------------------------------ listing and numbers
@@ -192,15 +195,16 @@ class Okx(SimVenue):
                 raise self.fail(200, "51001", UNKNOWN_INSTRUMENT)
             instruments = [instrument]
         now = request.now_ms
-        funding_time = state.next_funding_time(now)
         rows = []
         for instrument in instruments:
             rate = state.funding_rate_string(self.name, instrument.instrument_id, now)
+            hours = state.funding_interval_hours(self.name, instrument.instrument_id)
+            funding_time = state.next_funding_time(now, hours)
             rows.append({
                 "formulaType": "noRate", "fundingRate": rate, "fundingTime": str(funding_time),
                 "impactValue": "", "instId": instrument.instrument_id, "instType": "SWAP", "interestRate": "",
                 "maxFundingRate": "0.00375", "method": "current_period", "minFundingRate": "-0.00375",
-                "nextFundingRate": "", "nextFundingTime": str(funding_time + 8 * HOUR_MS),
+                "nextFundingRate": "", "nextFundingTime": str(funding_time + hours * HOUR_MS),
                 "premium": fmt(float(rate) * 0.5, 16), "settFundingRate": rate, "settState": "settled",
                 "ts": str(now),
             })  # fmt: skip
@@ -238,6 +242,18 @@ class Okx(SimVenue):
         for bucket in buckets:
             served = self.oi_volume_strings(state, ccy, period, bucket)
             rows.append([str(bucket), served["oi_usd"], served["volume_usd"]])
+        return self.ok(rows)
+
+    def do_taker_volume(self, request: Request, state: SimState) -> Reply:
+        """venues-more.md §4.1: ``instType`` SPOT or CONTRACTS is required; rows ``[ts, sellVol, buyVol]``."""
+        inst_type = self._required(request, "instType")
+        if inst_type not in ("SPOT", "CONTRACTS"):
+            raise self.fail(400, "51000", "Parameter instType error")
+        ccy, period, buckets = self._ccy_buckets(request, state)
+        rows = []
+        for bucket in buckets:
+            buy, sell = state.taker_volumes(self.name, ccy, period, bucket)
+            rows.append([str(bucket), fmt(sell, 4), fmt(buy, 4)])
         return self.ok(rows)
 
     # ------------------------------------------------------------------ errors

@@ -60,11 +60,13 @@ class Strike(SimVenue):
             request.options[key] = shape
 
     # ------------------------------------------------------------------ listing and numbers
+    funding_interval_hours = 1  # hourly long and short rates
+
     def instruments(self, state: SimState) -> list[Instrument]:
         return [Instrument(self.name, f"{base}-USD", base, quote="USD") for base in MARKETS]
 
     def funding_string(self, rate: float) -> str:
-        return fmt(rate / 8, 6)  # the long side's hourly rate (the market's rate is per 8 hours)
+        return fmt(rate, 6)  # the long side's hourly rate (funding_interval_hours = 1)
 
     def open_interest_strings(self, state: SimState, instrument: Instrument, ts_ms: int) -> dict[str, str]:
         """``long``, ``short``, ``total`` USD (total = long + short exactly) and ``skew`` at ``ts_ms``."""
