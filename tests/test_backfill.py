@@ -94,10 +94,11 @@ def test_a_past_interval_asks_only_history_endpoints_and_records_the_rest_as_una
         "topLongShortPositionRatio",
         "topLongShortAccountRatio",
         "globalLongShortAccountRatio",
+        "takerlongshortRatio",
     }
     hist = [r for r in relaxed_sim.requests if r.get("endpoint") == "openInterestHist"]
     assert hist and all({"startTime", "endTime", "period"} <= set(r["params"]) for r in hist)
-    assert endpoints(manifests["okx"]) == {"instruments", "long-short-account-ratio"}
+    assert endpoints(manifests["okx"]) == {"instruments", "long-short-account-ratio", "taker-volume"}
     assert endpoints(manifests["bitget"]) == {"contracts"}
     assert endpoints(manifests["strike"]) == {"markets"}
     assert set(manifests["binance"].unavailable) == {"mark_price", "funding_rate"}
@@ -127,8 +128,9 @@ def test_past_interval_loads_history_facts_and_a_gap_loads_nothing_without_faili
     warehouse = tmp_path / "warehouse.duckdb"
     pairs = set(query(warehouse, "SELECT DISTINCT venue, metric FROM core.fact_positioning"))
     assert pairs == {
-        ("binance", m) for m in ("oi_coins", "oi_usd", "ls_top_position", "ls_top_account", "ls_global_account")
-    } | {("okx", "ls_account"), ("bybit", "oi_coins"), ("bybit", "ls_account")}  # Bybit's OI history: coins only
+        ("binance", m)
+        for m in ("oi_coins", "oi_usd", "ls_top_position", "ls_top_account", "ls_global_account", "taker_buy_sell")
+    } | {("okx", "ls_account"), ("okx", "taker_buy_sell"), ("bybit", "oi_coins"), ("bybit", "ls_account")}  # Bybit's OI history: coins only
     # Values are the buckets that ended at the interval end, stamped with their start.
     assert set(query(warehouse, "SELECT DISTINCT source_ts FROM core.fact_positioning")) == {
         (past.replace(tzinfo=None) - timedelta(hours=1),)
@@ -214,7 +216,7 @@ def test_bulk_fill_killed_twice_and_restarted_gives_the_same_warehouse(relaxed_s
     assert whole["complete"] and whole["published"] == 12 and whole["rate_limited"] == 0
     # Binance: listing + 4 endpoints x 3 symbols, one page each; OKX: listing + one call per listed coin;
     # Bybit: listing + OI history and account ratio x 3 symbols, one page each.
-    assert whole["requests_sent"] == {"binance": 13, "okx": 3, "bybit": 7}
+    assert whole["requests_sent"] == {"binance": 16, "okx": 5, "bybit": 7}  # listing + one page per series
 
     interrupted = tmp_path / "interrupted"
     with pytest.raises(BulkInterrupted):
@@ -252,5 +254,6 @@ def test_dag_runs_over_past_intervals_equal_the_bulk_fill(positioning_dag, sim, 
     where = "WHERE ts IN ({})".format(", ".join(f"TIMESTAMP '{e:%Y-%m-%d %H:%M:%S}'" for e in ends))
     dag_facts = query(data_dir / "warehouse.duckdb", FACT_QUERY.format(where=where))
     bulk_facts = query(bulk / "warehouse.duckdb", FACT_QUERY.format(where=where))
-    assert len(dag_facts) == 3 * 23  # 3 symbols x (5 Binance + 2 Bybit metrics) + 2 OKX coins
+    # 3 symbols x (6 Binance + 2 Bybit metrics) + 2 OKX coins x 2 ratios, in each of the 3 hours
+    assert len(dag_facts) == 3 * (3 * 8 + 2 * 2)
     assert dag_facts == bulk_facts
