@@ -130,7 +130,12 @@ def test_past_interval_loads_history_facts_and_a_gap_loads_nothing_without_faili
     assert pairs == {
         ("binance", m)
         for m in ("oi_coins", "oi_usd", "ls_top_position", "ls_top_account", "ls_global_account", "taker_buy_sell")
-    } | {("okx", "ls_account"), ("okx", "taker_buy_sell"), ("bybit", "oi_coins"), ("bybit", "ls_account")}  # Bybit's OI history: coins only
+    } | {
+        ("okx", "ls_account"),
+        ("okx", "taker_buy_sell"),
+        ("bybit", "oi_coins"),
+        ("bybit", "ls_account"),
+    }  # Bybit's OI history: coins only
     # Values are the buckets that ended at the interval end, stamped with their start.
     assert set(query(warehouse, "SELECT DISTINCT source_ts FROM core.fact_positioning")) == {
         (past.replace(tzinfo=None) - timedelta(hours=1),)

@@ -40,14 +40,14 @@ def ms(moment: datetime) -> int:
 def test_both_label_conventions_give_period_starts_of_the_files_day(day, end_labelled):
     oi, ratios = archive.parse_metrics(zipped([HEADER, *day_lines(day, end_labelled=end_labelled)]), "BTCUSDT", day)
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    assert oi.height == 288 and ratios.height == 3 * 288
+    assert oi.height == 288 and ratios.height == 4 * 288  # three ratios and the taker ratio
     assert oi["ts_ms"].to_list() == [ms(midnight) + i * 300_000 for i in range(288)]
     first = oi.row(0, named=True)
     assert first == {"venue": "binance", "key": "BTCUSDT", "period": "5m", "ts_ms": ms(midnight), "coins": 100.5,
                      "usd": 9_000_000.0, "contracts": None}  # fmt: skip
     # The misleading names: "sum_toptrader" is the position ratio, "count_toptrader" the account ratio.
     at_first = {r["metric"]: r["ratio"] for r in ratios.filter(pl.col("ts_ms") == ms(midnight)).iter_rows(named=True)}
-    assert at_first == {"ls_top_position": 2.0, "ls_top_account": 1.0, "ls_global_account": 0.1}
+    assert at_first == {"ls_top_position": 2.0, "ls_top_account": 1.0, "ls_global_account": 0.1, "taker_buy_sell": 1.0}
     assert ratios["long_share"].is_null().all()
 
 
@@ -125,7 +125,7 @@ def test_the_simulator_serves_checked_zips_equal_to_the_rest_history(sim):
     assert content.headers["content-type"] == "application/zip" and "last-modified" in content.headers
     archive.verify_checksum(content.content, checksum.text, "BTCUSDT-metrics-2026-11-18.zip")
     oi, ratios = archive.parse_metrics(content.content, "BTCUSDT", day)
-    assert oi.height == 288 and ratios.height == 3 * 288
+    assert oi.height == 288 and ratios.height == 4 * 288  # three ratios and the taker ratio
     for row in oi.head(3).iter_rows(named=True):  # the same figures as openInterestHist at 5m
         served = sim.state.binance_oi_hist_strings("BTCUSDT", "5m", row["ts_ms"])
         assert (row["coins"], row["usd"]) == (float(served["coins"]), float(served["usd"]))
@@ -136,7 +136,9 @@ def test_the_simulator_serves_checked_zips_equal_to_the_rest_history(sim):
                                  ("ls_top_account", "topLongShortAccountRatio"),
                                  ("ls_global_account", "globalLongShortAccountRatio"))
     }  # fmt: skip
-    assert dict(first.select("metric", "ratio").rows()) == truth
+    buy, sell = sim.state.taker_volumes("binance", "BTCUSDT", "5m", oi["ts_ms"][0])
+    truth["taker_buy_sell"] = round(buy / sell, 4)  # the REST takerlongshortRatio at 5m
+    assert dict(first.select("metric", "ratio").rows()) == pytest.approx(truth)
 
 
 def test_the_simulator_labels_old_files_by_period_end_and_answers_404_like_s3(sim):

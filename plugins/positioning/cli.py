@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import socket
 import subprocess
@@ -117,6 +118,7 @@ def demo_environment(sim_url: str, airflow_home: Path) -> dict[str, str]:
             # Airflow's standalone mode starts its components as `airflow ...` from PATH: the venv's.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             **{f"AIRFLOW_CONN_POSITIONING_{venue.upper()}": sim_url for venue in registry.names()},
+            "AIRFLOW_CONN_POSITIONING_BINANCE_ARCHIVE": sim_url,  # the simulator serves the archive's paths too
         }
     )
     return env
@@ -270,6 +272,21 @@ def stop_process_groups(processes: list[subprocess.Popen], grace: float = 20.0) 
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def days_since(day: str) -> float:
+    """``--from YYYY-MM-DD`` as a number of days up to now (whole days; the fill's window ends at the last full
+    past hour). A bad date is a FillInputError naming the flag."""
+    from positioning.ingest.bulk import FillInputError
+
+    try:
+        start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise FillInputError(f"--from {day!r}: expected a UTC day as YYYY-MM-DD, e.g. 2024-01-01") from None
+    days = (datetime.now(UTC) - start).total_seconds() / 86_400
+    if days <= 0:
+        raise FillInputError(f"--from {day}: the day is not in the past; use an earlier day")
+    return float(math.ceil(days))
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Bulk history fill (positioning.ingest.bulk): resumable; exit 1 if a chunk failed or an interval was blocked,
     2 for bad input (one line saying what to do; nothing reaches the warehouse)."""
@@ -281,9 +298,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     try:
         symbols = split_symbols(args.symbols or [])
-        _, venues, _ = validated(args.days, symbols, args.venues, args.period)
+        days = days_since(args.from_date) if args.from_date else args.days
+        _, venues, _ = validated(days, symbols, args.venues, args.period)
         base_urls = {venue: connections.base_url(venue) for venue in venues}
-        result = run_fill(args.days, symbols, data=data_dir(), base_urls=base_urls, period=args.period, venues=venues)
+        if "binance" in venues and not args.no_archive:
+            base_urls["binance_archive"] = connections.base_url("binance_archive")
+        result = run_fill(days, symbols, data=data_dir(), base_urls=base_urls, period=args.period, venues=venues)
     except FillInputError as exc:
         print(f"positioning backfill: error: {exc}", file=sys.stderr)
         return 2
@@ -318,7 +338,15 @@ def add_backfill_parser(commands: argparse._SubParsersAction) -> None:
         "backfill",
         help="fill the warehouse from the venues' history endpoints (resumable: run it again after a kill)",
     )
-    backfill.add_argument("--days", type=float, default=30.0, help="how many days back (Binance keeps 30)")
+    backfill.add_argument(
+        "--days", type=float, default=30.0,
+        help="how many days back (the venues' REST history, and before it the Binance data archive)",
+    )  # fmt: skip
+    backfill.add_argument("--from", dest="from_date", help="fill from this UTC day (YYYY-MM-DD) instead of --days")
+    backfill.add_argument(
+        "--no-archive", action="store_true",
+        help="do not use the Binance data archive (connection positioning_binance_archive) for days before REST",
+    )  # fmt: skip
     backfill.add_argument(
         "--symbols", nargs="*", help="base symbols, space- or comma-separated (default: the bundled top 50)"
     )

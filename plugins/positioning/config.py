@@ -9,7 +9,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Services that are not venues (the venues' URLs and connection ids are declared in their adapters).
-SERVICE_URLS = {"telegram": "https://api.telegram.org"}
+# Services that are not venues: Telegram, and the Binance data archive (the bulk fill's source of old days).
+SERVICE_URLS = {"telegram": "https://api.telegram.org", "binance_archive": "https://data.binance.vision"}
 
 
 def data_dir() -> Path:

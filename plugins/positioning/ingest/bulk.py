@@ -38,11 +38,12 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from positioning import registry
+from positioning.ingest import archive_fill
 from positioning.ingest.extract import venue_client
 from positioning.ingest.http import FetchResult, RateLimit, RetryPolicy
 from positioning.ingest.manifests import Manifest, ManifestStore, RequestRecord
@@ -152,6 +153,20 @@ def first_fetchable_end(plan: BulkPlan, series: HistorySeries) -> datetime:
     return plan.first_end + hours * HOUR
 
 
+def rest_first_end(plan: BulkPlan) -> datetime | None:
+    """The oldest interval end Binance's REST history reaches (None when the plan has no Binance)."""
+    if archive_fill.VENUE not in plan.venues:
+        return None
+    return max(first_fetchable_end(plan, series) for series in plan.series(archive_fill.VENUE))
+
+
+def archive_days_of(plan: BulkPlan) -> list[date]:
+    """The days the plan asks of the Binance archive (none without Binance in the plan)."""
+    if archive_fill.VENUE not in plan.venues:
+        return []
+    return archive_fill.archive_days(plan.first_end, plan.last_end, rest_first_end(plan))
+
+
 def state_path(data: Path, key: str) -> Path:
     return ManifestStore(data).bulk_dir() / f"{key}.json"
 
@@ -172,6 +187,7 @@ class FetchReport:
     chunks_skipped: int = 0
     failed_chunks: list[str] = field(default_factory=list)
     mapped: dict[str, set[str]] = field(default_factory=dict)  # venue -> symbols its listing maps
+    archive: archive_fill.ArchiveReport | None = None
 
     @property
     def rate_limited(self) -> int:
@@ -305,4 +321,15 @@ async def fetch(plan: BulkPlan, data: Path, attempt: int, base_urls: dict[str, s
             for venue in plan.venues
         )
     )
+    days = archive_days_of(plan) if archive_fill.CONNECTION in base_urls else []
+    listing = ManifestStore(data).read_chunk(plan.run_id, archive_fill.VENUE, "listing") if days else None
+    if listing is not None:
+        report.archive = await archive_fill.fetch_archive(
+            plan, data, attempt, listing.instruments, days, base_url=base_urls[archive_fill.CONNECTION],
+            make_manifest=chunk_manifest, retry=options.get("retry"), log=options.get("log") or print,
+            limits=limits.get(archive_fill.CONNECTION),
+        )  # fmt: skip
+        report.failed_chunks += report.archive.failed_chunks
+        report.requests_sent[archive_fill.CONNECTION] = report.archive.requests_sent
+        report.status_counts[archive_fill.CONNECTION] = report.archive.status_counts
     return report

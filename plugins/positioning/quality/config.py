@@ -31,6 +31,7 @@ class QualityConfig:
     current_value_tolerance_minutes: float = 60.0
     completeness_floor: float = 0.5  # present / expected symbols per venue
     drift_factor: float = 3.0  # venue total OI USD vs its previous published interval, either way
+    archive_vs_rest_tolerance: float = 0.01  # |archive / REST - 1| where both sources have a bucket (bulk fill)
     data_docs: float = 1.0  # 0 = do not render Data Docs
 
     @classmethod

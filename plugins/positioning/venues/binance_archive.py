@@ -6,8 +6,8 @@ row present in every known file, tolerated when absent) with ``<file>.zip.CHECKS
 (``<sha256 hex>  <file name>``; a few published checksums are wrong, so a mismatch is reported, never loaded).
 Columns, with their misleading names (§3.1): ``sum_open_interest`` OI in coins, ``sum_open_interest_value`` in
 USD, ``sum_toptrader_long_short_ratio`` the top-trader *position* ratio, ``count_toptrader_long_short_ratio`` the
-top-trader *account* ratio, ``count_long_short_ratio`` the all-account ratio (no long/short shares anywhere);
-``sum_taker_long_short_vol_ratio`` (taker volume) is not a positioning figure and is left out.
+top-trader *account* ratio, ``count_long_short_ratio`` the all-account ratio (no long/short shares anywhere),
+``sum_taker_long_short_vol_ratio`` the taker buy/sell volume ratio (``takerlongshortRatio``'s ``buySellRatio``).
 
 Labels (§3.1, unannounced change of 2026-06-25): a file's ``create_time`` labelled the *end* of each 5-minute period
 (``00:05:00`` … ``00:00:00`` of the next day) and labels its *start* since (``00:00:00`` … ``23:55:00``), the REST
@@ -55,6 +55,7 @@ RATIO_COLUMNS = {
     "sum_toptrader_long_short_ratio": "ls_top_position",
     "count_toptrader_long_short_ratio": "ls_top_account",
     "count_long_short_ratio": "ls_global_account",
+    "sum_taker_long_short_vol_ratio": "taker_buy_sell",
 }
 NUMBER_COLUMNS = ("sum_open_interest", "sum_open_interest_value", *RATIO_COLUMNS)
 _CHECKSUM = re.compile(r"^\s*([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")
@@ -63,6 +64,7 @@ _CHECKSUM = re.compile(r"^\s*([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")
 # at most 20 requests a second and 4 at a time (a year of 50 symbols, 36,500 files, takes about an hour).
 CONNECTION_ID = "positioning_binance_archive"
 CONCURRENCY = 4
+NOT_LOADED = "recorded, not loaded"  # how a file that failed its checksum twice is marked
 LIMITS = {"archive": RateLimit(20, 1.0, "venues-more.md §3.0: none documented; ours: 20 requests / s")}
 _FILE = "/data/futures/um/daily/metrics/{instrument}/{instrument}-metrics-{day}.zip"
 METRICS = Endpoint(ENDPOINT, _FILE, {"archive": 1}, body="bytes")
@@ -113,7 +115,16 @@ def parse_metrics(content: bytes, instrument: str, day: date) -> tuple[pl.DataFr
     """One metrics zip → (OI history rows, ratio rows), in the columns of ``OpenInterestHistory`` and
     ``LongShortRatio`` (as ``warehouse.parse.rows_frame`` builds them). Pure: bytes in, frames out."""
     file_name = metrics_path(instrument, day).rsplit("/", 1)[-1]
-    text = read_csv_text(content, file_name)
+    return parse_metrics_text(read_csv_text(content, file_name), day, file_name)
+
+
+def parse_metrics_empty() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The frames of a file without rows (the schema of :func:`parse_metrics`'s output)."""
+    return parse_metrics_text("", date(2000, 1, 1), "empty")
+
+
+def parse_metrics_text(text: str, day: date, file_name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`parse_metrics` of the CSV text already out of its zip."""
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("create_time")]
     raw = pl.read_csv(
         io.StringIO("\n".join(lines)),
@@ -213,7 +224,7 @@ async def fetch_day(client: VenueClient, instrument: str, day: date, symbol: str
         except ChecksumMismatch as exc:
             if attempt == 2:
                 content.ok, content.retryable = False, False
-                content.error = f"{exc} (downloaded twice; recorded, not loaded)"
+                content.error = f"{exc} (downloaded twice; {NOT_LOADED})"
                 return [checksum, content]
             retry = await client.get(METRICS, symbol=symbol, path_params=where)
             retry.raw_paths = content.raw_paths + retry.raw_paths

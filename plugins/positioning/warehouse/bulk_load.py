@@ -13,7 +13,6 @@ Then the marts are refreshed over the window and exported.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -24,9 +23,14 @@ from typing import Any
 import polars as pl
 
 from positioning import registry
-from positioning.ingest.bulk import BulkInterrupted, BulkPlan, first_fetchable_end
+from positioning.ingest import archive_fill
+from positioning.ingest.bulk import BulkInterrupted, BulkPlan, first_fetchable_end, rest_first_end
 from positioning.ingest.manifests import Manifest, ManifestStore
 from positioning.periods import LONGEST_PERIOD_MS
+from positioning.quality.frames import Window, previous_oi
+from positioning.quality.records import record_blocked
+from positioning.quality.window import audit_window
+from positioning.rows import Instrument, LongShortRatio, OpenInterestHistory
 from positioning.venues.base import unavailable_kind
 from positioning.warehouse.connection import insert_frame
 from positioning.warehouse.load import (
@@ -34,8 +38,10 @@ from positioning.warehouse.load import (
     SKIPPED_SCHEMA,
     UNAVAILABLE_SCHEMA,
     StagedInterval,
-    audit_and_publish,
+    interval_start_of,
+    latest_tries,
     ops_frames,
+    publish,
     replace_ops,
     upsert_instruments,
 )
@@ -44,6 +50,8 @@ from positioning.warehouse.parse import ParsedRows, parse_manifests
 
 HOUR = timedelta(hours=1)
 HOUR_MS = 3_600_000
+# Intervals audited together (one great-expectations run per suite): a week of hours, a few hundred thousand rows.
+AUDIT_WINDOW = 168
 
 
 def _naive(moment: datetime) -> datetime:
@@ -91,18 +99,22 @@ def load(
 ) -> dict[str, Any]:
     """Parse the chunks, build every interval's facts at once, then audit and publish interval by interval."""
     from positioning import warehouse
-    from positioning.quality import GxSession, QualityConfig, QualityGateError
+    from positioning.quality import GxSession, QualityConfig
     from positioning.warehouse.marts import export_marts, refresh
 
     config = config or dataclasses.replace(QualityConfig.from_env(), data_docs=0.0)  # Data Docs for 720 intervals: no
     chunks = [c for c in ManifestStore(data).chunks(plan.run_id) if c.status == "ok"]
-    parsed = parse_manifests(chunks)
-    mapped = symbol_map([c for c in chunks if c.chunk != "listing"])
+    archived = [c for c in chunks if archive_fill.is_archive_chunk(c)]
+    parsed = parse_manifests([c for c in chunks if not archive_fill.is_archive_chunk(c)])
+    mapped = symbol_map([c for c in chunks if c.chunk != "listing" and not archive_fill.is_archive_chunk(c)])
     ends_ms = [int(end.timestamp() * 1000) for end in plan.ends]
     built = time.perf_counter()
     facts = bucket_facts(mapped, parsed, ends_ms, HOUR_MS) if mapped.height else None
     raw_rows = _raw_rows_with_ts(parsed.files)
     unavailable = unavailable_by_end(plan)
+    disagreements = None
+    if archived:
+        facts, disagreements = with_archive(plan, archived, parsed, facts, ends_ms, unavailable, config, log)
     listing = {c.venue: c for c in chunks if c.chunk == "listing"}
     log(
         f"bulk load: {len(chunks)} chunks parsed, facts of {len(ends_ms)} intervals built in "
@@ -116,41 +128,58 @@ def load(
             row[0]
             for row in con.execute("SELECT ts FROM ops.bulk_fill_progress WHERE run_id = ?", [plan.run_id]).fetchall()
         }
+        todo = []
         for end, end_ms in zip(plan.ends, ends_ms, strict=True):
-            ts = _naive(end)
-            if ts in done:
+            if _naive(end) in done:
                 summary["skipped"] += 1
+            else:
+                todo.append((end, end_ms))
+        for first in range(0, len(todo), AUDIT_WINDOW):
+            batch = []
+            for end, end_ms in todo[first : first + AUDIT_WINDOW]:
+                staged, manifests = stage_interval(plan, end, end_ms, facts, raw_rows, unavailable[end], listing)
+                if staged.facts.is_empty():
+                    # Nothing to audit or publish: the hour stays a gap in marts.coverage, with its reasons.
+                    con.execute("BEGIN TRANSACTION")
+                    replace_ops(con, staged, plan.run_id)
+                    con.execute("COMMIT")
+                    summary["empty"] += 1
+                    continue
+                batch.append((end, staged, latest_tries(manifests)))
+            if not batch:
                 continue
-            staged, manifests = stage_interval(plan, end, end_ms, facts, raw_rows, unavailable[end], listing)
-            if staged.facts.is_empty():
-                # Nothing to audit or publish: the hour stays a gap in marts.coverage, with its reasons.
-                con.execute("BEGIN TRANSACTION")
-                replace_ops(con, staged, plan.run_id)
-                con.execute("COMMIT")
-                summary["empty"] += 1
-                continue
-            try:
-                counts, _report = audit_and_publish(
-                    lambda: contextlib.nullcontext(con), staged, manifests, end, plan.run_id,
-                    config=config, docs_dir=None, session=gate,
-                )  # fmt: skip
-            except QualityGateError as exc:
-                summary["blocked"].append(f"{ts.isoformat()}: {str(exc).splitlines()[1:2]}")
-                continue
-            con.execute(
-                "INSERT OR REPLACE INTO ops.bulk_fill_progress VALUES (?, ?, ?, ?)",
-                [plan.run_id, ts, counts["facts"], _naive(datetime.now(UTC))],
-            )
-            summary["published"] += 1
-            summary["facts"] += counts["facts"]
-            if summary["published"] % 24 == 0:  # a line per day of history: a long fill shows it is moving
-                log(
-                    f"bulk load: {summary['published'] + summary['skipped']}/{len(plan.ends)} intervals, "
-                    f"{time.perf_counter() - started:.0f} s"
+            tolerance = timedelta(minutes=config.current_value_tolerance_minutes)
+            reports = audit_window(
+                [staged for _, staged, _ in batch], [manifests for _, _, manifests in batch],
+                [Window(interval_start_of(m, end), end, tolerance) for end, _, m in batch], plan.run_id,
+                previous_oi(con, batch[0][0]), config=config, session=gate,
+            )  # fmt: skip
+            for (_end, staged, _manifests), report in zip(batch, reports, strict=True):
+                if report.blocked:
+                    con.execute("BEGIN TRANSACTION")
+                    replace_ops(con, staged, plan.run_id)
+                    con.execute("COMMIT")
+                    record_blocked(con, report)
+                    summary["blocked"].append(f"{staged.ts.isoformat()}: {report.blocking[:1]}")
+                    continue
+                counts = publish(con, staged, plan.run_id, report)
+                con.execute(
+                    "INSERT OR REPLACE INTO ops.bulk_fill_progress VALUES (?, ?, ?, ?)",
+                    [plan.run_id, staged.ts, counts["facts"], _naive(datetime.now(UTC))],
                 )
-            if stop_after_intervals is not None and summary["published"] >= stop_after_intervals:
-                raise BulkInterrupted(f"stopped after {summary['published']} intervals (test hook)")
+                summary["published"] += 1
+                summary["facts"] += counts["facts"]
+                if summary["published"] % 24 == 0:  # a line per day of history: a long fill shows it is moving
+                    done_now = summary["published"] + summary["skipped"] + summary["empty"]
+                    elapsed = time.perf_counter() - started
+                    eta = elapsed / max(1, done_now - summary["skipped"]) * (len(plan.ends) - done_now)
+                    log(f"bulk load: {done_now}/{len(plan.ends)} intervals, {elapsed:.0f} s, about {eta:.0f} s to go")
+                if stop_after_intervals is not None and summary["published"] >= stop_after_intervals:
+                    raise BulkInterrupted(f"stopped after {summary['published']} intervals (test hook)")
         _write_run_log(con, plan, chunks, parsed)
+        if disagreements is not None:
+            _write_disagreements(con, plan, disagreements)
+            summary["source_disagreements"] = disagreements.height
         summary["load_seconds"] = round(time.perf_counter() - started, 1)
         marts_started = time.perf_counter()
         con.execute("BEGIN TRANSACTION")
@@ -159,6 +188,84 @@ def load(
         export_marts(con, data / "exports")
         summary["marts_seconds"] = round(time.perf_counter() - marts_started, 1)
     return summary
+
+
+def with_archive(
+    plan: BulkPlan,
+    chunks: list[Manifest],
+    parsed: ParsedRows,
+    facts: pl.DataFrame | None,
+    ends_ms: list[int],
+    unavailable: dict[datetime, dict[str, dict[str, str]]],
+    config: Any,
+    log: Callable[[str], None],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The fill's facts with the archive's where the REST history has none (``source = 'archive'``, period
+    ``5m``), ``unavailable`` updated to match (an hour the archive filled is no longer "outside retention"; one
+    whose day the archive lacks says so), and the overlap's disagreements (``archive_fill.disagreements``)."""
+    rest_first = rest_first_end(plan)
+    overlap_from = (rest_first - HOUR - timedelta(minutes=5)).date() if rest_first else None
+    rows = archive_fill.archive_rows(chunks, overlap_from)
+    parsed.errors.extend(rows.errors)
+    archive_parsed = ParsedRows()
+    archive_parsed.rows[Instrument] = parsed.rows[Instrument]  # the listing's multipliers
+    archive_parsed.frames[OpenInterestHistory] = [rows.oi]
+    archive_parsed.frames[LongShortRatio] = [rows.ratios]
+    from_archive = bucket_facts(symbol_map(chunks), archive_parsed, ends_ms, HOUR_MS).with_columns(
+        source=pl.lit("archive")
+    )
+    keys = ["venue", "symbol", "metric", "end_ms"]
+    published = facts
+    if facts is not None:
+        # REST facts of hours before its reach are dropped as "outside retention" (stage_interval): not a reason
+        # to leave the archive's out.
+        reach_ms = int(rest_first.timestamp() * 1000) if rest_first else 0
+        published = facts.filter((pl.col("venue") != archive_fill.VENUE) | (pl.col("end_ms") >= reach_ms))
+        from_archive = from_archive.join(published.select(keys), on=keys, how="anti")
+    merged = pl.concat([f for f in (published, from_archive) if f is not None], how="vertical_relaxed")
+    present = set(from_archive.select("end_ms", "metric").unique().iter_rows())
+    for end, end_ms in zip(plan.ends, ends_ms, strict=True):
+        gaps = unavailable[end].setdefault(archive_fill.VENUE, {})
+        for metric in archive_fill.METRICS:
+            if (end_ms, metric) in present:
+                gaps.pop(metric, None)
+            elif metric in gaps and (end - HOUR).date() in rows.missing_days:
+                gaps[metric] += f"; the Binance archive has no loadable file for {(end - HOUR).date()}"
+    rest = parsed.frame(OpenInterestHistory), parsed.frame(LongShortRatio)
+    disagreements = archive_fill.disagreements(
+        rows, *(f.filter(pl.col("venue") == archive_fill.VENUE) for f in rest), config.archive_vs_rest_tolerance
+    )
+    compared = archive_fill.compared_buckets(rows)
+    log(
+        f"bulk load: {from_archive.height} facts from the archive; overlap: {compared} archive buckets compared "
+        f"with the REST history, {disagreements.height} differ by more than {config.archive_vs_rest_tolerance:.1%}"
+    )
+    for row in disagreements.head(3).iter_rows(named=True):
+        log(
+            f"  quality warning: sources disagree: binance {row['key']} {row['metric']} at "
+            f"{datetime.fromtimestamp(row['ts_ms'] / 1000, UTC):%Y-%m-%d %H:%M}: archive {row['archive_value']:g}, "
+            f"REST ({row['period']}) {row['rest_value']:g}"
+        )
+    return merged, disagreements
+
+
+def _write_disagreements(con: Any, plan: BulkPlan, disagreements: pl.DataFrame) -> None:
+    frame = disagreements.select(
+        run_id=pl.lit(plan.run_id),
+        venue=pl.lit(archive_fill.VENUE),
+        key="key",
+        metric="metric",
+        period="period",
+        bucket_ts=pl.from_epoch("ts_ms", time_unit="ms").cast(pl.Datetime("us")),
+        archive_value="archive_value",
+        rest_value="rest_value",
+        relative_difference="relative_difference",
+        checked_at=pl.lit(_naive(datetime.now(UTC)), pl.Datetime("us")),
+    )
+    con.execute("BEGIN TRANSACTION")
+    con.execute("DELETE FROM ops.source_disagreements WHERE run_id = ?", [plan.run_id])
+    insert_frame(con, "ops.source_disagreements", frame)
+    con.execute("COMMIT")
 
 
 def _write_run_log(con: Any, plan: BulkPlan, chunks: list[Manifest], parsed: ParsedRows) -> None:

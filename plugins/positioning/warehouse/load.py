@@ -191,6 +191,8 @@ def stage(manifests: list[Manifest], interval_end: datetime, run_id: str) -> Sta
 
 def upsert_instruments(con: duckdb.DuckDBPyConnection, instruments: pl.DataFrame) -> None:
     """Refresh ``core.dim_instrument`` from a run's listings (inside the caller's transaction); first_seen stays."""
+    if instruments.is_empty():
+        return  # the bulk fill's intervals: its instruments are written once per fill
     con.register("_instruments", instruments)
     try:
         con.execute(

@@ -58,6 +58,7 @@ FACT_SCHEMA = {
     "source_ts": pl.Datetime("us"),
     "ratio_source": pl.String,
     "venue_ratio": pl.Float64,
+    "source": pl.String,  # 'rest' (the venue's API) or 'archive' (positioning.ingest.archive_fill)
 }
 ROW_TYPES = (Instrument, OpenInterest, MarkPrice, FundingRate, FundingInterval, LongShortRatio, OpenInterestHistory)
 DAY_MS = 86_400_000
@@ -93,6 +94,7 @@ def _fact(frame: pl.DataFrame, metric: str | pl.Expr, value: pl.Expr, unit: str,
         "source_ts": pl.from_epoch(pl.col("ts_ms"), time_unit="ms").cast(pl.Datetime("us")),
         "ratio_source": extra.pop("ratio_source", pl.lit(None, pl.String)),
         "venue_ratio": extra.pop("venue_ratio", pl.lit(None, pl.Float64)),
+        "source": extra.pop("source", pl.lit("rest")),
         **extra,  # end_ms: the interval end of a row of a multi-interval (history) build
     }
     return frame.filter(value.is_not_null()).select(**columns)

@@ -2,7 +2,7 @@
 
 ``/data/futures/um/daily/metrics/<SYMBOL>/<SYMBOL>-metrics-<YYYY-MM-DD>.zip`` holds one CSV (header row, 288
 five-minute rows) whose values are the REST history's for the same buckets (``openInterestHist`` and the three
-ratio endpoints at ``5m``), so a fill that overlaps both sources can compare them; ``….zip.CHECKSUM`` holds
+ratio endpoints and ``takerlongshortRatio`` at ``5m``), so a fill that overlaps both sources can compare them; ``….zip.CHECKSUM`` holds
 ``<sha256>  <file name>``. Labels follow the archive's history: files up to 2026-06-24 label each period's end
 (``00:05:00`` … ``00:00:00`` of the next day), later files its start. A day is published once it has ended plus
 :data:`PUBLISH_DELAY`; an unknown symbol, a day before :data:`FIRST_DAY` or not yet published is S3's 404. The
@@ -19,7 +19,7 @@ import zipfile
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from positioning.sim.common import DAY_MS, HOUR_MS
+from positioning.sim.common import DAY_MS, HOUR_MS, fmt
 from positioning.sim.venues.base import Reply, Request
 
 if TYPE_CHECKING:
@@ -73,7 +73,8 @@ def metrics_csv(venue: Binance, state: SimState, instrument: str, day: date) -> 
             state.ratio_strings(venue.name, endpoint, instrument, "5m", bucket)["ratio"] for endpoint in RATIO_ENDPOINTS
         )
         label = datetime.fromtimestamp((bucket + shift) / 1000, UTC)
-        taker = f"{0.9 + 0.2 * state.unit('taker', instrument, bucket):.4f}"  # not a positioning figure
+        buy, sell = state.taker_volumes(venue.name, instrument, "5m", bucket)
+        taker = fmt(buy / sell, 4)  # takerlongshortRatio's buySellRatio at 5m
         lines.append(f"{label:%Y-%m-%d %H:%M:%S},{instrument},{oi['coins']},{oi['usd']},{account},{position},"
                      f"{global_},{taker}")  # fmt: skip
     return "\n".join(lines) + "\n"
