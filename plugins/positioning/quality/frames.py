@@ -249,6 +249,21 @@ def coverage_frame(
     """
     rows_per_venue = dict(raw_rows.group_by("venue").len().iter_rows()) if raw_rows.height else {}
     oi = published.filter(pl.col("metric") == "oi_usd").select("venue", "symbol", oi_usd="value")
+    # One pass per frame for every venue (the bulk fill builds this for thousands of intervals).
+    symbols_with_oi = {venue: set(symbols) for venue, symbols in oi.group_by("venue").agg("symbol").iter_rows()}
+    totals = dict(oi.group_by("venue").agg(pl.col("oi_usd").sum()).iter_rows())
+    compared_by_venue = {
+        row["venue"]: row
+        for row in oi.join(previous, on=["venue", "symbol"])
+        .group_by("venue")
+        .agg(
+            current=pl.col("oi_usd").sum(),
+            previous=pl.col("previous_oi_usd").sum(),
+            previous_ts=pl.col("previous_ts").max(),
+            compared=pl.len(),
+        )
+        .iter_rows(named=True)
+    }
     records = []
     for manifest in sorted(manifests, key=lambda m: m.venue):
         venue = manifest.venue
@@ -256,12 +271,10 @@ def coverage_frame(
         expected = sorted(manifest.symbols_requested if delivered_nothing else manifest.instruments)
         if "oi_usd" in manifest.unavailable:
             expected = []  # a past interval the venue keeps no OI for (or beyond its retention): nothing is owed
-        venue_oi = oi.filter(pl.col("venue") == venue)
-        present = sorted(set(expected) & set(venue_oi["symbol"].to_list()))
+        present = sorted(set(expected) & symbols_with_oi.get(venue, set()))
         missing = sorted(set(expected) - set(present))
-        compared = venue_oi.join(previous.filter(pl.col("venue") == venue), on=["venue", "symbol"])
-        previous_total = compared["previous_oi_usd"].sum() if compared.height else None
-        current_total = compared["oi_usd"].sum() if compared.height else None
+        compared = compared_by_venue.get(venue)
+        previous_total = compared["previous"] if compared else None
         records.append(
             {
                 "venue": venue,
@@ -271,11 +284,11 @@ def coverage_frame(
                 # Nothing expected is nothing missing: a venue that lists none of the requested symbols is complete.
                 "completeness": len(present) / len(expected) if expected else 1.0,
                 "missing_symbols": ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else ""),
-                "oi_usd_total": venue_oi["oi_usd"].sum() if venue_oi.height else None,
-                "previous_ts": compared["previous_ts"].max() if compared.height else None,
-                "compared_symbols": compared.height,
+                "oi_usd_total": totals.get(venue),
+                "previous_ts": compared["previous_ts"] if compared else None,
+                "compared_symbols": compared["compared"] if compared else 0,
                 "previous_oi_usd_total": previous_total,
-                "oi_usd_change_factor": current_total / previous_total if previous_total else None,
+                "oi_usd_change_factor": compared["current"] / previous_total if previous_total else None,
             }
         )
     return pl.DataFrame(records, infer_schema_length=None).with_columns(

@@ -39,9 +39,9 @@ from positioning.warehouse.load import (
     UNAVAILABLE_SCHEMA,
     StagedInterval,
     interval_start_of,
+    kept_pairs,
     latest_tries,
     ops_frames,
-    publish,
     replace_ops,
     upsert_instruments,
 )
@@ -154,6 +154,7 @@ def load(
                 [Window(interval_start_of(m, end), end, tolerance) for end, _, m in batch], plan.run_id,
                 previous_oi(con, batch[0][0]), config=config, session=gate,
             )  # fmt: skip
+            passed = []
             for (_end, staged, _manifests), report in zip(batch, reports, strict=True):
                 if report.blocked:
                     con.execute("BEGIN TRANSACTION")
@@ -161,21 +162,18 @@ def load(
                     con.execute("COMMIT")
                     record_blocked(con, report)
                     summary["blocked"].append(f"{staged.ts.isoformat()}: {report.blocking[:1]}")
-                    continue
-                counts = publish(con, staged, plan.run_id, report)
-                con.execute(
-                    "INSERT OR REPLACE INTO ops.bulk_fill_progress VALUES (?, ?, ?, ?)",
-                    [plan.run_id, staged.ts, counts["facts"], _naive(datetime.now(UTC))],
-                )
-                summary["published"] += 1
-                summary["facts"] += counts["facts"]
-                if summary["published"] % 24 == 0:  # a line per day of history: a long fill shows it is moving
-                    done_now = summary["published"] + summary["skipped"] + summary["empty"]
-                    elapsed = time.perf_counter() - started
-                    eta = elapsed / max(1, done_now - summary["skipped"]) * (len(plan.ends) - done_now)
-                    log(f"bulk load: {done_now}/{len(plan.ends)} intervals, {elapsed:.0f} s, about {eta:.0f} s to go")
-                if stop_after_intervals is not None and summary["published"] >= stop_after_intervals:
-                    raise BulkInterrupted(f"stopped after {summary['published']} intervals (test hook)")
+                else:
+                    passed.append((staged, report))
+            if stop_after_intervals is not None:
+                passed = passed[: max(0, stop_after_intervals - summary["published"])]
+            summary["facts"] += publish_many(con, passed, plan.run_id)
+            summary["published"] += len(passed)
+            done_now = summary["published"] + summary["skipped"] + summary["empty"] + len(summary["blocked"])
+            elapsed = time.perf_counter() - started
+            eta = elapsed / max(1, done_now - summary["skipped"]) * (len(plan.ends) - done_now)
+            log(f"bulk load: {done_now}/{len(plan.ends)} intervals, {elapsed:.0f} s, about {eta:.0f} s to go")
+            if stop_after_intervals is not None and summary["published"] >= stop_after_intervals:
+                raise BulkInterrupted(f"stopped after {summary['published']} intervals (test hook)")
         _write_run_log(con, plan, chunks, parsed)
         if disagreements is not None:
             _write_disagreements(con, plan, disagreements)
@@ -247,6 +245,64 @@ def with_archive(
             f"REST ({row['period']}) {row['rest_value']:g}"
         )
     return merged, disagreements
+
+
+def publish_many(con: Any, passed: list[tuple[StagedInterval, Any]], run_id: str) -> int:
+    """:func:`positioning.warehouse.load.publish` of many audited intervals in one transaction, a statement per
+    table rather than per interval and table: each interval's facts replace its own (the pairs its staging could not
+    observe are kept, as there), its ops and quality records replace this run's. Returns the facts written."""
+    if not passed:
+        return 0
+    stamps = [staged.ts for staged, _ in passed]
+    kept = pl.DataFrame(
+        [(staged.ts, pair) for staged, _ in passed for pair in kept_pairs(staged)],
+        schema={"ts": pl.Datetime("us"), "pair": pl.String},
+        orient="row",
+    )
+    facts = pl.concat([report.publish for _, report in passed], how="vertical_relaxed")
+    now = _naive(datetime.now(UTC))
+    progress = pl.DataFrame(
+        {"run_id": run_id, "ts": stamps, "facts": [report.publish.height for _, report in passed], "published_at": now},
+        schema={"run_id": pl.String, "ts": pl.Datetime("us"), "facts": pl.Int64, "published_at": pl.Datetime("us")},
+    )
+
+    def stacked(frames: list[pl.DataFrame]) -> pl.DataFrame:
+        frames = [frame for frame in frames if frame.height]
+        return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+
+    con.register("_batch_ts", pl.DataFrame({"ts": stamps}, schema={"ts": pl.Datetime("us")}))
+    con.register("_kept", kept)
+    con.register("_progress", progress)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "DELETE FROM core.fact_positioning AS f WHERE f.ts IN (SELECT ts FROM _batch_ts) AND NOT EXISTS "
+            "(SELECT 1 FROM _kept AS k WHERE k.ts = f.ts AND k.pair = f.venue || '|' || f.metric)"
+        )
+        insert_frame(con, "core.fact_positioning", facts)
+        for table, frames in (
+            ("ops.skipped_symbols", [staged.skipped_symbols for staged, _ in passed]),
+            ("ops.interval_unavailable", [staged.interval_unavailable for staged, _ in passed]),
+            ("quality.quarantine", [report.quarantine.drop("row_id") for _, report in passed]),
+        ):
+            con.execute(f"DELETE FROM {table} WHERE ts IN (SELECT ts FROM _batch_ts)")
+            insert_frame(con, table, stacked(frames))
+        for table, frames in (
+            ("quality.validation_runs", [report.validation_runs for _, report in passed]),
+            ("quality.expectation_results", [report.expectation_results for _, report in passed]),
+        ):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ? AND ts IN (SELECT ts FROM _batch_ts)", [run_id])
+            insert_frame(con, table, stacked(frames))
+        con.execute("INSERT OR REPLACE INTO ops.bulk_fill_progress BY NAME SELECT * FROM _progress")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_batch_ts")
+        con.unregister("_kept")
+        con.unregister("_progress")
+    return facts.height
 
 
 def _write_disagreements(con: Any, plan: BulkPlan, disagreements: pl.DataFrame) -> None:
