@@ -50,7 +50,6 @@ def audit(
     session: GxSession | None = None,
     runner: Callable[[str, pl.DataFrame, str, list[str]], Any] | None = None,
     frame: pl.DataFrame | None = None,
-    records: bool = True,
 ) -> GateReport:
     """Validate one staged interval (``load.stage``; its latest manifest per venue) and decide what publishes.
     Writes nothing to DuckDB.
@@ -58,8 +57,7 @@ def audit(
     ``session``: a :class:`GxSession` to reuse across intervals (its Data Docs setting wins over ``docs_dir``).
     ``runner(suite, frame, index_column, check_columns)``: the suite results of this interval instead of a
     great-expectations run of its own (``positioning.quality.window`` validates many intervals at once and hands
-    each its share), with ``frame`` its audit frame already built; ``records`` False skips the quality records
-    (a first pass that only needs the verdict).
+    each its share), with ``frame`` its audit frame already built.
     """
     config = config or QualityConfig.from_env()
     started = time.perf_counter()
@@ -168,8 +166,6 @@ def audit(
             "total": finished - started,
         },
     )
-    if not records:
-        return report
     report.expectation_results = expectation_records(suite_results, by_suite, ts, run_id)
     report.validation_runs = validation_records(
         report, suite_results, suite_started, facts, docs_dir, run_name, session.version

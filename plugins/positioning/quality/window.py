@@ -15,8 +15,8 @@ How the results are shared:
   counts for every interval whose window holds it.
 * ``positioning.venue_coverage``: the intervals' coverage frames stacked. Its drift check compares an interval
   with the previous *published* one, which inside a window is the interval before it when that one publishes, so
-  the frames are built in order with that chain (a first pass of the gate), then validated, then every interval
-  is judged (a second pass). An aggregate expectation (``some_venue_complete``: the best venue's completeness) is
+  the frames are built in order with that chain (each interval's publishable rows from its share of the row
+  checks), then validated, then every interval is judged by :func:`audit` on its shares. An aggregate expectation (``some_venue_complete``: the best venue's completeness) is
   judged on each interval's rows.
 """
 
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from positioning.quality.checks import MAX_BETWEEN, checks
+from positioning.quality.checks import BLOCK, MAX_BETWEEN, QUARANTINE, checks
 from positioning.quality.config import SUITE_FACT_ROWS, SUITE_RAW_ROWS, SUITE_VENUE_COVERAGE, SUITES, QualityConfig
-from positioning.quality.frames import Window, audit_frame, naive_utc
+from positioning.quality.frames import Window, audit_frame, coverage_frame, naive_utc
 from positioning.quality.gate import audit
 from positioning.quality.gx import GxSession, pandas_frame, result_rows
 
@@ -162,28 +162,20 @@ def audit_window(
     raw_result = session.run(SUITE_RAW_ROWS, pandas_frame(raw, []), by_suite[SUITE_RAW_ROWS], "row_id", run_name)
     raw_shares = [_raw_share(raw_result, by_suite[SUITE_RAW_ROWS], s.raw_rows) for s in staged]
 
-    # Pass 1: each interval up to its coverage frame, the drift chain following what publishes.
+    # Each interval's coverage frame, in order: what it publishes (its rows failing no row check that quarantines)
+    # and the drift chain following what publishes (a block by a fact or raw check, or every venue below the
+    # completeness floor, publishes nothing).
     coverage_frames: list[pl.DataFrame] = []
     previous_of: list[pl.DataFrame] = []
-    passing = SharedResult()
     for i in range(count):
-        captured: dict[str, pl.DataFrame] = {}
-
-        def first_pass(
-            suite: str, frame: pl.DataFrame, index: str, columns: list[str], i: int = i, captured: dict = captured
-        ) -> Any:
-            if suite == SUITE_VENUE_COVERAGE:
-                captured["frame"] = frame
-                return passing
-            return fact_shares[i] if suite == SUITE_FACT_ROWS else raw_shares[i]
-
         previous_of.append(previous)
-        report = audit(staged[i], manifests[i], windows[i], run_id, previous, config=config, session=session,
-                       runner=first_pass, frame=frames[i], records=False)  # fmt: skip
-        coverage_frames.append(captured["frame"])
-        best = captured["frame"]["completeness"].max() if captured["frame"].height else None
-        if not report.blocked and best is not None and best >= config.completeness_floor:
-            previous = _advance(previous, report.publish, naive_utc(windows[i].end))
+        publish = _published(staged[i].facts, fact_shares[i], by_suite[SUITE_FACT_ROWS])
+        frame = coverage_frame(manifests[i], staged[i].raw_rows, publish, previous)
+        coverage_frames.append(frame)
+        blocked = _blocks(fact_shares[i], by_suite[SUITE_FACT_ROWS]) or _blocks(raw_shares[i], by_suite[SUITE_RAW_ROWS])
+        best = frame["completeness"].max() if frame.height else None
+        if not blocked and best is not None and best >= config.completeness_floor:
+            previous = _advance(previous, publish, naive_utc(windows[i].end))
 
     coverage = _stacked(coverage_frames)
     coverage_columns = ["completeness", "oi_usd_change_factor"]
@@ -203,6 +195,26 @@ def audit_window(
         reports.append(audit(staged[i], manifests[i], windows[i], run_id, previous_of[i], config=config,
                              session=session, runner=second_pass, frame=frames[i]))  # fmt: skip
     return reports
+
+
+def _failing(result: SharedResult, suite_checks: list, level: str) -> list[tuple[Any, SharedOutcome]]:
+    return [(c, o) for c, o in result_rows(result, suite_checks) if not o.success and c.level == level]
+
+
+def _blocks(result: SharedResult, suite_checks: list) -> bool:
+    """Whether the gate blocks on this share: a failing blocking check, or an expectation that raised."""
+    return bool(_failing(result, suite_checks, BLOCK)) or any(
+        (o.exception_info or {}).get("raised_exception") for _, o in result_rows(result, suite_checks)
+    )
+
+
+def _published(facts: pl.DataFrame, result: SharedResult, suite_checks: list) -> pl.DataFrame:
+    """The staged facts without the rows a quarantining check failed (what :func:`audit` publishes)."""
+    failed = {int(item["row_id"]) for _, o in _failing(result, suite_checks, QUARANTINE)
+              for item in o.result.get("unexpected_index_list") or []}  # fmt: skip
+    if not failed:
+        return facts
+    return facts.with_row_index("_row").filter(~pl.col("_row").is_in(sorted(failed))).drop("_row")
 
 
 def _raw_share(result: Any, suite_checks: list, rows: pl.DataFrame) -> SharedResult:
