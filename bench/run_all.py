@@ -33,6 +33,7 @@ BACKGROUND = {"extract": "bulk_fill"}
 BENCHMARKS = {
     "extract": ("extract_snapshot.py", ["--symbols", "50", "200"]),
     "bulk_fill": ("bench_bulk_fill.py", []),
+    "archive_fill": ("bench_archive_fill.py", ["--days", "30", "--symbols", "5"]),
     "parse_load": ("bench_parse_load.py", []),
     "marts": ("bench_marts.py", ["--repeats", "3"]),
     "dag_run": ("bench_dag_run.py", ["--repeats", "2"]),

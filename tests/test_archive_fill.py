@@ -35,8 +35,8 @@ def filled(tmp_path_factory):
 
         def fill():
             return run_fill(DAYS, SYMBOLS, data=data, base_urls={"binance": sim.base_url, "binance_archive":
-                            sim.base_url}, venues=["binance"], now=NOW, retry=FAST_RETRY, limits=FAST_ARCHIVE,
-                            log=lines.append)  # fmt: skip
+                            sim.base_url, "okx": sim.base_url}, venues=["binance", "okx"], now=NOW, retry=FAST_RETRY,
+                            limits=FAST_ARCHIVE, log=lines.append)  # fmt: skip
 
         first = fill()
         with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
@@ -106,6 +106,19 @@ def test_the_30_day_windows_are_full_on_the_first_day_after_the_fill(filled):
     observations = query(data, "SELECT consensus_obs_30d, consensus_z_30d FROM marts.skew_history "
                                "WHERE ts = ? AND symbol = 'BTC'", [last])  # fmt: skip
     assert observations[0][0] == 30 * 24 + 1 and observations[0][1] is not None
+
+
+def test_okx_hours_its_1h_history_no_longer_reaches_come_from_its_1d_history(filled):
+    data, sim = filled["data"], filled["sim"]
+    rows = query(data, "SELECT ts, value, period, source_ts FROM core.fact_positioning WHERE venue = 'okx' "
+                       "AND symbol = 'BTC' AND metric = 'ls_account' ORDER BY ts")  # fmt: skip
+    assert len(rows) == DAYS * 24  # every hour, from one period or the other, never both
+    periods = [period for _, _, period, _ in rows]
+    assert periods[0] == "1D" and periods[-1] == "1H" and periods == sorted(periods, key=lambda p: p != "1D")
+    for ts, value, period, source_ts in rows[:48]:
+        truth = sim.state.ratio("okx", "long-short-account-ratio", "BTC", period, int(source_ts.replace(
+            tzinfo=UTC).timestamp() * 1000))["ratio"]  # fmt: skip
+        assert value == pytest.approx(truth), ts
 
 
 def test_a_rerun_of_the_same_window_changes_nothing(filled):

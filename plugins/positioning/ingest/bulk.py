@@ -153,6 +153,15 @@ def first_fetchable_end(plan: BulkPlan, series: HistorySeries) -> datetime:
     return plan.first_end + hours * HOUR
 
 
+def coarser_until(plan: BulkPlan, venue: str, series: HistorySeries) -> datetime:
+    """The last interval end a series is asked for: the window's, or for a ``coarser`` series the hour before its
+    finer series reaches (it fills only what that one no longer keeps)."""
+    if not series.coarser:
+        return plan.last_end
+    finer = [s for s in plan.series(venue) if not s.coarser and set(s.metrics) & set(series.metrics)]
+    return min((first_fetchable_end(plan, s) for s in finer), default=plan.last_end + HOUR) - HOUR
+
+
 def rest_first_end(plan: BulkPlan) -> datetime | None:
     """The oldest interval end Binance's REST history reaches (None when the plan has no Binance)."""
     if archive_fill.VENUE not in plan.venues:
@@ -285,11 +294,12 @@ async def _fetch_venue(
                 started = datetime.now(UTC)
                 results: list[FetchResult] = []
                 for series in plan.series(venue):
-                    first = first_fetchable_end(plan, series)
-                    if first > plan.last_end:
-                        continue  # the whole window is beyond this venue's retention: a gap, nothing to ask
+                    first, last = first_fetchable_end(plan, series), coarser_until(plan, venue, series)
+                    if first > min(plan.last_end, last):
+                        continue  # beyond this venue's retention (a gap), or a finer series covers it all
                     start_ms = int((first - HOUR).timestamp() * 1000) - series.period_ms
-                    end_ms = int(plan.last_end.timestamp() * 1000)
+                    start_ms -= start_ms % series.period_ms  # from the start of the bucket it falls in (1D: midnight)
+                    end_ms = int(min(plan.last_end, last).timestamp() * 1000)
                     params = series.params(symbol, instrument)
                     results += await series.paginator.pages(client, series.endpoint, params, symbol, start_ms, end_ms)
                 manifest = chunk_manifest(

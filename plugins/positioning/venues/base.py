@@ -248,6 +248,9 @@ class HistorySeries:
     symbol_param: str = "symbol"
     by_instrument: bool = True  # the param takes the venue instrument (else the base coin)
     extra_params: Mapping[str, Any] = field(default_factory=dict)  # sent with every page (OKX instType)
+    # A coarser period of the same metrics that the venue keeps longer (OKX 1D): the bulk fill asks it only for the
+    # hours the finer series no longer reaches.
+    coarser: bool = False
 
     def params(self, symbol: str, instrument: str) -> dict[str, Any]:
         return {self.symbol_param: instrument if self.by_instrument else symbol, "period": self.period,

@@ -419,12 +419,13 @@ LISTING = Listing(INSTRUMENTS, SWAP, parse_instruments)
 
 def history(ls_period: str) -> list[HistorySeries]:
     """The bulk fill's series: the rubik currency ratio and taker volume at the largest period not longer than
-    ``ls_period``."""
-    period = rubik_period(ls_period)
-    paginator = DescendingWindow(RUBIK_PERIOD_MS[period])
+    ``ls_period``, and at 1D (kept 180 days) for the hours that period no longer reaches."""
+    periods = [(rubik_period(ls_period), False)] + ([("1D", True)] if rubik_period(ls_period) != "1D" else [])
     return [
-        HistorySeries(endpoint, (metric,), period, RUBIK_PERIOD_MS[period], RUBIK_RETENTION[period], paginator,
-                      symbol_param="ccy", by_instrument=False, extra_params=extra)
+        HistorySeries(endpoint, (metric,), period, RUBIK_PERIOD_MS[period], RUBIK_RETENTION[period],
+                      DescendingWindow(RUBIK_PERIOD_MS[period]), symbol_param="ccy", by_instrument=False,
+                      extra_params=extra, coarser=coarser)
+        for period, coarser in periods
         for endpoint, metric, extra in ((LONG_SHORT_ACCOUNT_RATIO, "ls_account", {}),
                                         (TAKER_VOLUME, "taker_buy_sell", CONTRACTS))
     ]  # fmt: skip

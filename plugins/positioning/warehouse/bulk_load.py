@@ -26,7 +26,7 @@ from positioning import registry
 from positioning.ingest import archive_fill
 from positioning.ingest.bulk import BulkInterrupted, BulkPlan, first_fetchable_end, rest_first_end
 from positioning.ingest.manifests import Manifest, ManifestStore
-from positioning.periods import LONGEST_PERIOD_MS
+from positioning.periods import LONGEST_PERIOD_MS, period_seconds
 from positioning.quality.frames import Window, previous_oi
 from positioning.quality.records import record_blocked
 from positioning.quality.window import audit_window
@@ -65,18 +65,52 @@ def unavailable_by_end(plan: BulkPlan) -> dict[datetime, dict[str, dict[str, str
         venue = spec.name
         base = spec.past_unavailable()
         series = spec.history(plan.period)
-        first = [(s, first_fetchable_end(plan, s)) for s in series] if venue in plan.venues else []
+        # A metric is out of reach when every series that gives it is (a coarser period may keep it longer).
+        reach: dict[str, tuple[datetime, str]] = {}
+        for s in series if venue in plan.venues else []:
+            first_end = first_fetchable_end(plan, s)
+            for metric in s.metrics:
+                if metric not in reach or first_end < reach[metric][0]:
+                    reach[metric] = (first_end, f"{s.endpoint.name} keeps {s.retention.days} days of history")
         for end in plan.ends:
             unavailable = dict(base)
-            for s, first_end in first:
+            for metric, (first_end, kept) in reach.items():
                 if end < first_end:
-                    reason = f"outside retention: {venue} {s.endpoint.name} keeps {s.retention.days} days of history"
-                    unavailable.update({metric: reason for metric in s.metrics})
+                    unavailable[metric] = f"outside retention: {venue} {kept}"
             if venue not in plan.venues:
                 for s in series:
                     unavailable.update({m: f"not requested: the bulk fill did not include {venue}" for m in s.metrics})
             result[end][venue] = unavailable
     return result
+
+
+def coarse_facts(plan: BulkPlan, mapped: pl.DataFrame, parsed: ParsedRows, ends_ms: list[int]) -> list[pl.DataFrame]:
+    """Facts of the ``coarser`` series (OKX 1D) for every hour: the latest bucket ended by the hour and started no
+    earlier than two of its periods before it (the gate's window for a period longer than the interval), so a
+    day's reading serves the hours of the next day, not only the first."""
+    coarse = {(spec.name, s.period, s.period_ms) for spec in registry.specs() if spec.name in plan.venues
+              for s in spec.history(plan.period) if s.coarser}  # fmt: skip
+    if not coarse:
+        return []
+    pairs = [f"{venue}|{period}" for venue, period, _ in coarse]
+    subset = ParsedRows()
+    subset.rows[Instrument] = parsed.rows[Instrument]
+    for row_type in (LongShortRatio, OpenInterestHistory):
+        frame = parsed.frame(row_type)
+        subset.frames[row_type] = [frame.filter(pl.concat_str("venue", pl.lit("|"), "period").is_in(pairs))]
+    return [bucket_facts(mapped, subset, ends_ms, max(length for _, _, length in coarse))]
+
+
+def finest(facts: pl.DataFrame) -> pl.DataFrame:
+    """One fact per (venue, symbol, metric, interval): the finest period's where a venue gave it at two (OKX's 1H and,
+    where 1H no longer reaches, 1D)."""
+    periods = {p: period_seconds(p) or 0 for p in facts["period"].unique().to_list()}
+    ranked = facts.with_columns(_seconds=pl.col("period").replace_strict(periods, return_dtype=pl.Int64))
+    return (
+        ranked.sort("_seconds", maintain_order=True)
+        .unique(["venue", "symbol", "metric", "end_ms"], keep="first", maintain_order=True)
+        .drop("_seconds")
+    )
 
 
 def _raw_rows_with_ts(files: list[tuple[str, str, str, Any]]) -> pl.DataFrame:
@@ -109,7 +143,10 @@ def load(
     mapped = symbol_map([c for c in chunks if c.chunk != "listing" and not archive_fill.is_archive_chunk(c)])
     ends_ms = [int(end.timestamp() * 1000) for end in plan.ends]
     built = time.perf_counter()
-    facts = bucket_facts(mapped, parsed, ends_ms, HOUR_MS) if mapped.height else None
+    facts = None
+    if mapped.height:
+        facts = finest(pl.concat([bucket_facts(mapped, parsed, ends_ms, HOUR_MS),
+                                  *coarse_facts(plan, mapped, parsed, ends_ms)], how="vertical_relaxed"))  # fmt: skip
     raw_rows = _raw_rows_with_ts(parsed.files)
     unavailable = unavailable_by_end(plan)
     disagreements = None
