@@ -32,6 +32,7 @@ ALLOWED: dict[tuple[str, str], dict[str, str]] = {
     },
     ("load.py", "replace_ops"): {"table": "a key of StagedInterval.ops(), a dict literal of ops table names"},
     ("bulk_load.py", "_write_run_log"): {"table": "from the tuple literal ('extract_runs', 'extract_failures', ...)"},
+    ("bulk_load.py", "publish_many"): {"table": "from the tuple literals of ops.* and quality.* table names"},
     ("report.py", "summary_from_warehouse"): {"where": "composed of literal fragments ('ts = ?', ' AND run_id = ?')"},
     ("marts.py", "_write_settings"): {
         "columns": "'?::DOUBLE AS <name>' for the field names of the settings dataclasses; values are bound"
