@@ -46,8 +46,10 @@ def universe(count: int) -> tuple[str, ...]:
 def minimum_requests(sim: VenueSimulator, symbols: tuple[str, ...]) -> dict[str, int]:
     listed = {venue: len(set(symbols) & set(sim.state.listed(venue))) for venue in VENUES}
     return {
-        "binance": 2 + 4 * listed["binance"],  # exchangeInfo + premiumIndex (all); OI + 3 ratios per symbol
-        "okx": 4 + listed["okx"],  # instruments, open-interest, mark-price, funding-rate (all); 1 ratio each
+        # exchangeInfo, premiumIndex, fundingInfo (all); OI, 3 ratios and the taker ratio per symbol
+        "binance": 3 + 5 * listed["binance"],
+        # instruments, open-interest, mark-price, funding-rate (all); ratio and taker volume per coin
+        "okx": 4 + 2 * listed["okx"],
         "bitget": 2 + listed["bitget"],  # contracts + tickers (all); account-long-short per symbol
         "strike": 1,  # /markets carries every market
         "bybit": 2 + listed["bybit"],  # instruments-info + tickers (all); account-ratio per symbol
@@ -60,9 +62,11 @@ def rate_limit_floor(sim: VenueSimulator, symbols: tuple[str, ...]) -> tuple[flo
     (ceil(n / c) - 1) x w seconds from the first to the last."""
     listed = {venue: len(set(symbols) & set(sim.state.listed(venue))) for venue in VENUES}
     per_group = {
-        ("binance", "futures_data"): 3 * listed["binance"],
+        ("binance", "futures_data"): 4 * listed["binance"],
+        ("binance", "funding_info"): 1,
         ("binance", "weight"): 10 + 1 + listed["binance"],
         ("okx", "long-short-account-ratio"): listed["okx"],
+        ("okx", "taker-volume"): listed["okx"],
         ("bitget", "account-long-short"): listed["bitget"],
         ("strike", "public"): 1,
         ("bybit", "ip"): 2 + listed["bybit"],
