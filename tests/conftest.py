@@ -93,6 +93,24 @@ def sim(monkeypatch) -> Iterator:
         yield simulator
 
 
+def run_interval(
+    conf: dict, data: Path, run_id: str, end: datetime = INTERVAL_END, venues: tuple[str, ...] | None = None
+) -> dict:
+    """The DAG's tasks without Airflow for the hour ending at ``end``: plan, every planned venue's extract, load,
+    marts. Returns the load's summary (``summary["quality"]`` is the gate's)."""
+    from datetime import timedelta
+
+    from positioning import pipeline, registry
+
+    planned = pipeline.plan(conf)
+    for venue in venues or registry.names():
+        for spec in planned[venue]:
+            pipeline.extract(spec, end - timedelta(hours=1), end, run_id, 1, data=data)
+    summary = pipeline.load(end, run_id, data=data)
+    pipeline.build_marts(end, "oi_desc", data=data)
+    return summary
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "data"

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
-from conftest import INTERVAL_END, SIM_NOW_MS
-from positioning import pipeline, registry
+from conftest import INTERVAL_END, SIM_NOW_MS, run_interval
+from positioning import registry
 from positioning.ingest.extract import extract_venue
 from positioning.ingest.http import RetryPolicy, classify_response
 from positioning.rows import FundingInterval, Instrument, LongShortRatio, MarkPrice, OpenInterest, ParseError
@@ -344,13 +344,8 @@ def test_a_run_gives_bybit_and_hyperliquid_oi_one_sided_with_per_coin_marks(simu
     data = tmp_path / "data"
     for venue in registry.names():
         monkeypatch.setenv(f"AIRFLOW_CONN_POSITIONING_{venue.upper()}", simulator.base_url)
-    start, run_id = INTERVAL_END - timedelta(hours=1), "manual__issue16"
-    planned = pipeline.plan({"symbols": ["BTC", "PEPE"], "includeBitget": False})
-    for venue in registry.names():
-        for spec in planned[venue]:
-            pipeline.extract(spec, start, INTERVAL_END, run_id, 1, data=data)
-    assert pipeline.load(INTERVAL_END, run_id, data=data)["quality"]["published"]
-    pipeline.build_marts(INTERVAL_END, "oi_desc", data=data)
+    summary = run_interval({"symbols": ["BTC", "PEPE"], "includeBitget": False}, data, "manual__issue16")
+    assert summary["quality"]["published"]
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         cursor = con.execute("SELECT * FROM marts.symbol_snapshot")
         names = [d[0] for d in cursor.description]

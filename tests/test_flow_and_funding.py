@@ -12,8 +12,8 @@ import math
 
 import duckdb
 import pytest
-from conftest import INTERVAL_END, SIM_NOW_MS
-from positioning import pipeline, registry
+from conftest import INTERVAL_END, SIM_NOW_MS, run_interval
+from positioning import registry
 from positioning.rows import FundingInterval, FundingRate, LongShortRatio
 from positioning.sim.common import fmt
 from positioning.venues import binance, bitget, bybit, okx
@@ -92,13 +92,7 @@ def query(path, sql: str) -> list[dict]:
 
 def test_taker_flow_and_oi_weighted_funding_equal_the_simulators_market(sim, tmp_path):
     data = tmp_path / "data"
-    start, run_id = INTERVAL_END.replace(hour=INTERVAL_END.hour - 1), "manual__flow"
-    planned = pipeline.plan({"symbols": SYMBOLS, "lsPeriod": "1h"})
-    for venue in registry.names():
-        for spec in planned[venue]:
-            pipeline.extract(spec, start, INTERVAL_END, run_id, 1, data=data)
-    summary = pipeline.load(INTERVAL_END, run_id, data=data)
-    pipeline.build_marts(INTERVAL_END, "oi_desc", data=data)
+    summary = run_interval({"symbols": SYMBOLS, "lsPeriod": "1h"}, data, "manual__flow")
     assert summary["quality"]["published"] and not summary["quality"]["quarantined"], summary["quality"]
     state, warehouse = sim.state, data / "warehouse.duckdb"
 
@@ -153,13 +147,9 @@ def test_a_past_interval_has_taker_flow_from_history_and_no_funding(sim, tmp_pat
     from datetime import timedelta
 
     end = INTERVAL_END - timedelta(days=3)
-    data, run_id = tmp_path / "data", "manual__past_flow"
-    planned = pipeline.plan({"symbols": ["BTC"], "lsPeriod": "1h"})
-    for venue in ("binance", "okx"):
-        for spec in planned[venue]:
-            pipeline.extract(spec, end - timedelta(hours=1), end, run_id, 1, data=data)
-    assert pipeline.load(end, run_id, data=data)["quality"]["published"]
-    pipeline.build_marts(end, "oi_desc", data=data)
+    data = tmp_path / "data"
+    summary = run_interval({"symbols": ["BTC"], "lsPeriod": "1h"}, data, "manual__past_flow", end, ("binance", "okx"))
+    assert summary["quality"]["published"]
     warehouse = data / "warehouse.duckdb"
     flow = query(warehouse, "SELECT venue, taker_buy_sell_ratio FROM marts.taker_flow ORDER BY venue")
     bucket = int(end.timestamp() * 1000) - HOUR_MS

@@ -10,7 +10,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 import pytest
-from conftest import INTERVAL_END, SIM_NOW_MS
+from conftest import SIM_NOW_MS, run_interval
 from positioning import pipeline, registry
 from positioning.rows import Instrument
 from positioning.venues import binance
@@ -79,13 +79,7 @@ def test_a_ratio_one_hundredth_of_its_shares_quotient_publishes_the_quotient():
 
 def test_pepe_has_every_venues_oi_and_a_per_pepe_mark_price(sim, tmp_path):
     data = tmp_path / "data"
-    start, run_id = INTERVAL_END.replace(hour=INTERVAL_END.hour - 1), "manual__multiples"
-    planned = pipeline.plan({"symbols": SYMBOLS})
-    for venue in registry.names():
-        for spec in planned[venue]:
-            pipeline.extract(spec, start, INTERVAL_END, run_id, 1, data=data)
-    summary = pipeline.load(INTERVAL_END, run_id, data=data)
-    pipeline.build_marts(INTERVAL_END, "oi_desc", data=data)
+    summary = run_interval({"symbols": SYMBOLS}, data, "manual__multiples")
     assert summary["quality"]["published"] and not summary["quality"]["quarantined"], summary["quality"]
     state = sim.state
     listing = {venue: set(state.listed(venue)) for venue in registry.names()}
