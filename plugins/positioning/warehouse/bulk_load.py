@@ -28,7 +28,6 @@ from positioning.ingest.bulk import BulkInterrupted, BulkPlan, first_fetchable_e
 from positioning.ingest.manifests import Manifest, ManifestStore
 from positioning.periods import LONGEST_PERIOD_MS, period_seconds
 from positioning.quality.frames import Window, previous_oi
-from positioning.quality.records import record_blocked
 from positioning.quality.window import audit_window
 from positioning.rows import Instrument, LongShortRatio, OpenInterestHistory
 from positioning.venues.base import unavailable_kind
@@ -42,6 +41,7 @@ from positioning.warehouse.load import (
     kept_pairs,
     latest_tries,
     ops_frames,
+    record_blocked_interval,
     replace_ops,
     upsert_instruments,
 )
@@ -194,10 +194,7 @@ def load(
             passed = []
             for (_end, staged, _manifests), report in zip(batch, reports, strict=True):
                 if report.blocked:
-                    con.execute("BEGIN TRANSACTION")
-                    replace_ops(con, staged, plan.run_id)
-                    con.execute("COMMIT")
-                    record_blocked(con, report)
+                    record_blocked_interval(con, staged, report, plan.run_id)
                     summary["blocked"].append(f"{staged.ts.isoformat()}: {report.blocking[:1]}")
                 else:
                     passed.append((staged, report))

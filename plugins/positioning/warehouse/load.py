@@ -228,6 +228,17 @@ def kept_pairs(staged: StagedInterval) -> list[str]:
     return sorted({f"{venue}|{metric}" for venue, metric in frame.select("venue", "metric").iter_rows()})
 
 
+def record_blocked_interval(
+    con: duckdb.DuckDBPyConnection, staged: StagedInterval, report: GateReport, run_id: str
+) -> None:
+    """A blocked interval: its extract log (which venue and endpoint failed stays visible) and its validation, each
+    in a transaction of its own; the core tables stay as they were."""
+    con.execute("BEGIN TRANSACTION")
+    replace_ops(con, staged, run_id)
+    con.execute("COMMIT")
+    record_blocked(con, report)
+
+
 def publish(
     con: duckdb.DuckDBPyConnection, staged: StagedInterval, run_id: str, report: GateReport | None = None
 ) -> dict[str, int]:
@@ -296,10 +307,7 @@ def audit_and_publish(
         log(report.text())
     with connection() as con:
         if report.blocked:
-            con.execute("BEGIN TRANSACTION")
-            replace_ops(con, staged, run_id)  # which venue and endpoint failed stays visible for a blocked interval
-            con.execute("COMMIT")
-            record_blocked(con, report)
+            record_blocked_interval(con, staged, report, run_id)
             raise QualityGateError(report.text(), report.summary())
         return publish(con, staged, run_id, report), report
 
