@@ -45,10 +45,10 @@ def staged_hours(data, now):
     parsed = parse_manifests(chunks)
     ends_ms = [int(end.timestamp() * 1000) for end in plan.ends]
     facts = bucket_facts(symbol_map([c for c in chunks if c.chunk != "listing"]), parsed, ends_ms)
-    raw_rows = bulk_load._raw_rows_with_ts(parsed.files)
+    rows = bulk_load.FillRows(facts, parsed.files)
     unavailable = bulk_load.unavailable_by_end(plan)
     listing = {c.venue: c for c in chunks if c.chunk == "listing"}
-    hours = [bulk_load.stage_interval(plan, end, ms, facts, raw_rows, unavailable[end], listing)
+    hours = [bulk_load.stage_interval(plan, end, ms, rows, unavailable[end], listing)
              for end, ms in zip(plan.ends, ends_ms, strict=True)]  # fmt: skip
     return plan, [
         (staged, latest_tries(manifests), end) for (staged, manifests), end in zip(hours, plan.ends, strict=True)

@@ -28,6 +28,7 @@ from positioning.ingest.bulk import (
 from positioning.ingest.http import RateLimit, RetryPolicy
 from positioning.ingest.manifests import write_json_atomic
 from positioning.periods import DEFAULT_PERIOD
+from positioning.quality.gx import import_in_background
 from positioning.warehouse.bulk_load import load
 
 __all__ = ["BulkInterrupted", "FillInputError", "run_fill", "window_for"]
@@ -84,6 +85,9 @@ def run_fill(
             timeout=timeout,
             stop_after_chunks=stop_after_chunks,
             log=log,
+            # The load's gate needs great-expectations (seconds of CPU to import): import it while the slowest
+            # venue's rate limit is all that is left to wait on, not earlier, where it would delay requests.
+            on_last_venue=import_in_background,
         )
     )
     fetched = time.perf_counter()

@@ -97,7 +97,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from positioning.sim import serve_forever
 
     return serve_forever(
-        args.host, args.port, seed=args.seed, latency=args.latency, enforce_rate_limits=not args.no_rate_limits
+        args.host,
+        args.port,
+        seed=args.seed,
+        latency=args.latency,
+        enforce_rate_limits=not args.no_rate_limits,
+        now_ms=args.now_ms,
     )
 
 
@@ -369,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every response")
     sim.add_argument("--no-rate-limits", action="store_true", help="do not enforce the venues' documented limits")
+    sim.add_argument("--now-ms", type=int, help="freeze the simulator's clock at this epoch millisecond")
     sim.set_defaults(handler=cmd_sim)
 
     demo = commands.add_parser("demo", help="run the DAG once against the simulator and print the top 10")

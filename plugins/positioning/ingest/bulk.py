@@ -320,17 +320,27 @@ async def _fetch_venue(
 
 
 async def fetch(plan: BulkPlan, data: Path, attempt: int, base_urls: dict[str, str], **options: Any) -> FetchReport:
-    """Fetch every missing chunk of the plan, the venues concurrently (each paced by its own limiters)."""
+    """Fetch every missing chunk of the plan, the venues concurrently (each paced by its own limiters).
+
+    ``on_last_venue``: called once when a single venue is left fetching (with more than one in the plan): from then
+    on the process mostly waits on that venue's rate limit, so CPU work can start without delaying a request."""
     report = FetchReport()
     limits = options.pop("limits", None) or {}
-    await asyncio.gather(
-        *(
-            _fetch_venue(
+    on_last_venue = options.pop("on_last_venue", None)
+    left = len(plan.venues)
+
+    async def one(venue: str) -> None:
+        nonlocal left
+        try:
+            await _fetch_venue(
                 plan, venue, data, attempt, report, base_url=base_urls[venue], limits=limits.get(venue), **options
             )
-            for venue in plan.venues
-        )
-    )
+        finally:
+            left -= 1
+            if left == 1 and on_last_venue is not None:
+                on_last_venue()
+
+    await asyncio.gather(*(one(venue) for venue in plan.venues))
     days = archive_days_of(plan) if archive_fill.CONNECTION in base_urls else []
     listing = ManifestStore(data).read_chunk(plan.run_id, archive_fill.VENUE, "listing") if days else None
     if listing is not None:

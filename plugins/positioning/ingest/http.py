@@ -397,5 +397,6 @@ class VenueClient:
             if endpoint.body == "bytes":  # a file is landed byte for byte (base64 in the JSON record)
                 meta["body_encoding"] = "base64"
                 body = base64.b64encode(body)
-            result.raw_paths.append(str(self.lander.land(endpoint.name, meta, body)))
+            # fsync off the event loop: other requests' responses (and their rate-limit slots) are not held up.
+            result.raw_paths.append(str(await asyncio.to_thread(self.lander.land, endpoint.name, meta, body)))
         return verdict

@@ -191,7 +191,8 @@ def read_archived(path: str | Path) -> RawResponse | None:
 
 
 class RawLander:
-    """Writes one venue's responses for one run of one interval. Safe to use from one event loop."""
+    """Writes one venue's responses for one run of one interval. Safe from several threads: a file is written under
+    a temporary name and linked to a numbered name that no other write can take."""
 
     def __init__(self, root: Path, venue: str, interval_end: datetime, run_id: str, attempt: int = 1):
         self.root = Path(root)

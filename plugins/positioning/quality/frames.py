@@ -58,18 +58,35 @@ def audit_frame(
     """The staged facts with ``row_id`` and one derived column per row check (null where it does not apply).
 
     ``raw_rows`` (:func:`raw_row_frame`): the responses the facts were parsed from, for ``raw_key_versions``."""
-    start, end = naive_utc(window.start), naive_utc(window.end)
-    frame = facts.with_row_index("row_id").with_columns(pl.col("row_id").cast(pl.Int64))
-    versions = (
-        raw_key_versions(raw_rows, frame)
-        if raw_rows is not None and raw_rows.height
-        else pl.DataFrame(schema={"row_id": pl.Int64, "raw_key_versions": pl.Int64})
+    return audit_frames([facts], [window], [extract_seconds], [raw_rows]).drop("_interval")
+
+
+def audit_frames(
+    facts: list[pl.DataFrame],
+    windows: list[Window],
+    extract_seconds: list[dict[str, float]],
+    raw_rows: list[pl.DataFrame | None],
+) -> pl.DataFrame:
+    """:func:`audit_frame` of many intervals in one pass, stacked in order with their position in ``_interval``
+    (each interval's ``row_id`` counts its own rows, as alone): the bulk fill builds thousands of them."""
+    frame = pl.concat(
+        [
+            part.with_row_index("row_id").with_columns(
+                pl.col("row_id").cast(pl.Int64),
+                _interval=pl.lit(i, pl.Int64),
+                _start=pl.lit(naive_utc(w.start), pl.Datetime("us")),
+                _end=pl.lit(naive_utc(w.end), pl.Datetime("us")),
+                _tolerance_s=pl.lit(w.current_tolerance.total_seconds(), pl.Float64),
+            )
+            for i, (part, w) in enumerate(zip(facts, windows, strict=True))
+        ],
+        how="vertical_relaxed",
     )
-    frame = frame.join(versions, on="row_id", how="left")
+    frame = frame.join(_key_versions(raw_rows, facts), on=["_interval", "row_id"], how="left")
     # OI USD vs coins x mark compares figures of the same venue and symbol; a non-positive or non-finite input
     # fails its own check, so it is left out here rather than failing this one too.
     same_venue = (
-        frame.group_by("venue", "symbol")
+        frame.group_by("_interval", "venue", "symbol")
         .agg(
             coins=pl.col("value").filter(pl.col("metric") == "oi_coins").first(),
             mark=pl.col("value").filter(pl.col("metric") == "mark_price").first(),
@@ -80,23 +97,24 @@ def audit_frame(
         )
     )
     durations = pl.DataFrame(
-        {"venue": list(extract_seconds), "extract_s": list(extract_seconds.values())},
-        schema={"venue": pl.String, "extract_s": pl.Float64},
+        [(i, venue, seconds) for i, by_venue in enumerate(extract_seconds) for venue, seconds in by_venue.items()],
+        schema={"_interval": pl.Int64, "venue": pl.String, "extract_s": pl.Float64},
+        orient="row",
     )
-    periods = {period: period_seconds(period) for period in facts["period"].unique().to_list()}
+    periods = {period: period_seconds(period) for period in frame["period"].unique().to_list()}
     period_s = pl.col("period").replace_strict(periods, default=None, return_dtype=pl.Int64)
     is_ratio = pl.col("unit") == "ratio"
     has_shares = pl.col("long_share").is_not_null() & pl.col("short_share").is_not_null()
     # The window as offsets in seconds from the interval end (see Window).
-    interval_s = (end - start).total_seconds()
+    interval_s = (pl.col("_end") - pl.col("_start")).dt.total_microseconds() / 1e6
     bucket_low_s = pl.min_horizontal(-interval_s - pl.col("period_s"), -2 * pl.col("period_s"))
-    current_high_s = window.current_tolerance.total_seconds() + pl.col("extract_s").fill_null(0)
-    offset_s = (pl.col("source_ts") - pl.lit(end)).dt.total_microseconds() / 1e6
+    current_high_s = pl.col("_tolerance_s") + pl.col("extract_s").fill_null(0)
+    offset_s = (pl.col("source_ts") - pl.col("_end")).dt.total_microseconds() / 1e6
     low_s = pl.when(pl.col("period_s").is_not_null()).then(bucket_low_s).otherwise(-interval_s)
     high_s = pl.when(pl.col("period_s").is_not_null()).then(0.0).otherwise(current_high_s)
     return (
-        frame.join(same_venue, on=["venue", "symbol"], how="left")
-        .join(durations, on="venue", how="left")
+        frame.join(same_venue, on=["_interval", "venue", "symbol"], how="left")
+        .join(durations, on=["_interval", "venue"], how="left")
         .with_columns(period_s=period_s)
         .with_columns(
             finite_value=pl.when(pl.col("value").is_finite()).then("value"),
@@ -127,11 +145,29 @@ def audit_frame(
             .when(offset_s > high_s)
             .then(offset_s - high_s)
             .otherwise(pl.when(offset_s.is_not_null()).then(0.0)),
-            window_low=pl.lit(end) + pl.duration(microseconds=(low_s * 1e6).cast(pl.Int64)),
-            window_high=pl.lit(end) + pl.duration(microseconds=(high_s * 1e6).cast(pl.Int64)),
+            window_low=pl.col("_end") + pl.duration(microseconds=(low_s * 1e6).cast(pl.Int64)),
+            window_high=pl.col("_end") + pl.duration(microseconds=(high_s * 1e6).cast(pl.Int64)),
         )
-        .drop("coins", "mark", "extract_s")
+        .drop("coins", "mark", "extract_s", "_start", "_end", "_tolerance_s")
     )
+
+
+def _key_versions(raw_rows: list[pl.DataFrame | None], facts: list[pl.DataFrame]) -> pl.DataFrame:
+    """(_interval, row_id, raw_key_versions) of every interval: :func:`raw_key_versions` of its own raw rows.
+    Intervals of one fill share their raw rows, so a window whose rows repeat no key with other values (the rule)
+    is settled by one look at them all."""
+    schema = {"_interval": pl.Int64, "row_id": pl.Int64, "raw_key_versions": pl.Int64}
+    present = [rows for rows in raw_rows if rows is not None and rows.height]
+    if not present or not _conflicts(pl.concat(present, how="vertical_relaxed").unique("row_id")).height:
+        return pl.DataFrame(schema=schema)
+    parts = [
+        raw_key_versions(rows, part.with_row_index("row_id").with_columns(pl.col("row_id").cast(pl.Int64)))
+        .with_columns(_interval=pl.lit(i, pl.Int64))
+        .select(list(schema))
+        for i, (rows, part) in enumerate(zip(raw_rows, facts, strict=True))
+        if rows is not None and rows.height
+    ]
+    return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
 
 
 RAW_ROW_SCHEMA = {
@@ -195,13 +231,7 @@ def raw_key_versions(raw_rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFram
     """(row_id of ``facts``, raw_key_versions): for each fact built from a row key that one response repeats with
     different values, how many different versions it sent (2 or more). Facts of the venue's instrument (or base
     coin) are affected, only the repeated metric's where the row is a ratio."""
-    conflicts = (
-        raw_rows.group_by("venue", "raw_path", "row_type", "row_key", "row_subject", "row_metric")
-        .agg(versions=pl.col("row_values").n_unique())
-        .filter(pl.col("versions") > 1)
-        .group_by("venue", "row_subject", "row_metric")
-        .agg(pl.col("versions").max())
-    )
+    conflicts = _conflicts(raw_rows).group_by("venue", "row_subject", "row_metric").agg(pl.col("versions").max())
     if conflicts.is_empty():
         return pl.DataFrame(schema={"row_id": pl.Int64, "raw_key_versions": pl.Int64})
     matched = [
@@ -211,6 +241,15 @@ def raw_key_versions(raw_rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFram
         for column in ("instrument", "symbol")
     ]
     return pl.concat(matched).group_by("row_id").agg(raw_key_versions=pl.col("versions").max().cast(pl.Int64))
+
+
+def _conflicts(raw_rows: pl.DataFrame) -> pl.DataFrame:
+    """The row keys one response sends with different values, and how many versions of each."""
+    return (
+        raw_rows.group_by("venue", "raw_path", "row_type", "row_key", "row_subject", "row_metric")
+        .agg(versions=pl.col("row_values").n_unique())
+        .filter(pl.col("versions") > 1)
+    )
 
 
 def previous_oi(con: duckdb.DuckDBPyConnection, ts: datetime) -> pl.DataFrame:
@@ -247,11 +286,12 @@ def coverage_frame(
     failed, or whose responses held no rows at all (an empty listing is never legitimate), owes every requested
     symbol, so its completeness is 0. Present = expected symbols with a published (not quarantined) ``oi_usd`` row.
     """
-    rows_per_venue = dict(raw_rows.group_by("venue").len().iter_rows()) if raw_rows.height else {}
+    rows_per_venue = dict(raw_rows["venue"].value_counts().iter_rows()) if raw_rows.height else {}
     oi = published.filter(pl.col("metric") == "oi_usd").select("venue", "symbol", oi_usd="value")
     # One pass per frame for every venue (the bulk fill builds this for thousands of intervals).
-    symbols_with_oi = {venue: set(symbols) for venue, symbols in oi.group_by("venue").agg("symbol").iter_rows()}
-    totals = dict(oi.group_by("venue").agg(pl.col("oi_usd").sum()).iter_rows())
+    by_venue = oi.group_by("venue").agg("symbol", pl.col("oi_usd").sum()).rows()
+    symbols_with_oi = {venue: set(symbols) for venue, symbols, _ in by_venue}
+    totals = {venue: total for venue, _, total in by_venue}
     compared_by_venue = {
         row["venue"]: row
         for row in oi.join(previous, on=["venue", "symbol"])

@@ -50,6 +50,7 @@ def audit(
     session: GxSession | None = None,
     runner: Callable[[str, pl.DataFrame, str, list[str]], Any] | None = None,
     frame: pl.DataFrame | None = None,
+    coverage: pl.DataFrame | None = None,
 ) -> GateReport:
     """Validate one staged interval (``load.stage``; its latest manifest per venue) and decide what publishes.
     Writes nothing to DuckDB.
@@ -57,7 +58,7 @@ def audit(
     ``session``: a :class:`GxSession` to reuse across intervals (its Data Docs setting wins over ``docs_dir``).
     ``runner(suite, frame, index_column, check_columns)``: the suite results of this interval instead of a
     great-expectations run of its own (``positioning.quality.window`` validates many intervals at once and hands
-    each its share), with ``frame`` its audit frame already built.
+    each its share), with ``frame`` its audit frame and ``coverage`` its coverage frame already built.
     """
     config = config or QualityConfig.from_env()
     started = time.perf_counter()
@@ -108,7 +109,7 @@ def audit(
         )
     failures = pl.concat(quarantine_parts) if quarantine_parts else pl.DataFrame(schema=FAILURE_SCHEMA)
     quarantine = quarantine_rows(facts, failures, ts, run_id, all_checks)
-    for (expectation,), group in quarantine.group_by(["expectation"], maintain_order=True):
+    for (expectation,), group in quarantine.group_by(["expectation"], maintain_order=True) if quarantine.height else ():
         examples = "; ".join(
             f"{r['venue']} {r['symbol']} {r['metric']}{'/' + r['period'] if r['period'] else ''} "
             f"value={format_value(r['value'])} ({r['tested_column']}={format_value(r['observed'])})"
@@ -130,7 +131,8 @@ def audit(
             (blocking if check.level == BLOCK or exception_message(outcome) else warnings).append(line)
 
     # 3. Completeness per venue (on what publishes) and drift against the previous published interval.
-    coverage = coverage_frame(manifests, raw_rows, publish, previous)
+    if coverage is None:
+        coverage = coverage_frame(manifests, raw_rows, publish, previous)
     coverage_result = run(SUITE_VENUE_COVERAGE, coverage, "venue", ["completeness", "oi_usd_change_factor"])
     for check, outcome in result_rows(coverage_result, by_suite[SUITE_VENUE_COVERAGE]):
         if outcome.success:

@@ -28,6 +28,15 @@ def pandas_frame(frame: pl.DataFrame, check_columns: Iterable[str]) -> Any:
     return frame.with_columns(pl.col(c).fill_nan(float("inf")) for c in check_columns).to_pandas()
 
 
+def import_in_background() -> None:
+    """Start importing great-expectations on a daemon thread: a caller that waits on the network first (the bulk
+    fill's fetch) hides those seconds, and whoever then imports it waits only for the rest (the import lock)."""
+    import importlib
+    import threading
+
+    threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True).start()
+
+
 class GxSession:
     """An ephemeral great-expectations context (optionally with a filesystem Data Docs site) whose suites and
     validation definitions are built once: a DAG load audits one interval with it, the bulk fill hundreds (the

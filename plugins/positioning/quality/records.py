@@ -82,6 +82,15 @@ def quarantine_rows(
 ) -> pl.DataFrame:
     """``quality.quarantine`` rows (plus ``row_id``) for the (row_id, expectation, tested_column) ``failures`` of
     the audit frame ``facts``: the row, the measured value and the reason in words."""
+    if failures.is_empty():  # the rule, and the bulk fill asks thousands of times: no frame work for nothing
+        return pl.DataFrame(
+            schema={
+                "ts": pl.Datetime("us"), "run_id": pl.String, "validation_id": pl.String, "row_id": pl.Int64,
+                **{column: facts.schema[column] for column in QUARANTINE_COLUMNS},
+                "expectation": pl.String, "tested_column": pl.String, "observed": pl.Float64, "reason": pl.String,
+                "quarantined_at": pl.Datetime("us"),
+            }
+        )  # fmt: skip
     descriptions = {c.name: c.description for c in all_checks}
     joined = failures.join(facts, on="row_id", how="left")
     observed = [
@@ -173,10 +182,11 @@ def validation_records(
     # The report's own lines name the venue, symbol or value ("<venue> 0/2 symbols..."): prefer them.
     detailed = {line.split(":", 1)[0]: line for line in (*report.blocking, *report.warnings, *report.quarantined)}
     records = []
+    expectation_rows = results.to_dicts()  # a dozen rows: plain Python beats frame filters here
     for suite, result in suite_results.items():
-        mine = results.filter(pl.col("suite") == suite)
-        failed = mine.filter(~pl.col("success"))
-        blocked = failed.filter((pl.col("level") == BLOCK) | pl.col("exception").is_not_null()).height > 0
+        mine = [r for r in expectation_rows if r["suite"] == suite]
+        failed = [r for r in mine if not r["success"]]
+        blocked = any(r["level"] == BLOCK or r["exception"] is not None for r in failed)
         quarantined = report.rows_quarantined if suite == SUITE_FACT_ROWS else 0
         lines = [
             f"{r['level']} "
@@ -184,8 +194,9 @@ def validation_records(
                 r["expectation"],
                 f"{r['expectation']}: {r['unexpected_count'] or 0} unexpected, observed {r['observed_value'][:200]}",
             )
-            for r in failed.iter_rows(named=True)
+            for r in failed
         ]
+        counts = [r["element_count"] for r in mine if r["element_count"] is not None]
         began, seconds = suite_started[suite]
         records.append(
             {
@@ -196,11 +207,11 @@ def validation_records(
                 "suite": suite,
                 "success": bool(result.success),
                 "blocked": blocked,
-                "evaluated_expectations": mine.height,
-                "failed_expectations": failed.height,
+                "evaluated_expectations": len(mine),
+                "failed_expectations": len(failed),
                 "rows_validated": rows_validated[suite]
                 if rows_validated[suite] is not None
-                else int(mine["element_count"].max() or 0),
+                else int(max(counts, default=0) or 0),
                 "rows_quarantined": quarantined,
                 "started_at": naive_utc(began),
                 "duration_ms": seconds * 1000,

@@ -30,7 +30,7 @@ import polars as pl
 
 from positioning.quality.checks import BLOCK, MAX_BETWEEN, QUARANTINE, checks
 from positioning.quality.config import SUITE_FACT_ROWS, SUITE_RAW_ROWS, SUITE_VENUE_COVERAGE, SUITES, QualityConfig
-from positioning.quality.frames import Window, audit_frame, coverage_frame, naive_utc
+from positioning.quality.frames import Window, audit_frames, coverage_frame, naive_utc
 from positioning.quality.gate import audit
 from positioning.quality.gx import GxSession, pandas_frame, result_rows
 
@@ -75,7 +75,7 @@ def share(result: Any, suite_checks: list, frame: pl.DataFrame, index_column: st
     shared = [SharedResult() for _ in range(count)]
     places = zip(frame["_interval"].to_list(), frame[index_column].to_list(), strict=True)
     owner = dict(zip(frame["_gid"].to_list(), places, strict=True))
-    sizes = dict(frame.group_by("_interval").len().iter_rows())
+    sizes = dict(frame["_interval"].value_counts().iter_rows())
     for check, outcome in result_rows(result, suite_checks):
         details, info = outcome.result or {}, outcome.exception_info or {}
         raised = bool(info.get("raised_exception"))
@@ -147,11 +147,16 @@ def audit_window(
     by_suite = {suite: [c for c in checks(config) if c.suite == suite] for suite in SUITES}
     run_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{windows[0].end:%Y%m%dT%H%M%SZ}-{windows[-1].end:%H%M%SZ}__{run_id}")
 
-    frames = [
-        audit_frame(s.facts, w, {m.venue: m.extract_seconds for m in ms}, s.raw_rows)
-        for s, w, ms in zip(staged, windows, manifests, strict=True)
-    ]
-    facts = _stacked(frames)
+    facts = audit_frames(
+        [s.facts for s in staged],
+        windows,
+        [{m.venue: m.extract_seconds for m in ms} for ms in manifests],
+        [s.raw_rows for s in staged],
+    )
+    facts = facts.with_row_index("_gid").with_columns(pl.col("_gid").cast(pl.Int64))
+    by_interval = {key[0]: part for key, part in facts.drop("_gid").partition_by(
+        "_interval", as_dict=True, include_key=False, maintain_order=True).items()}  # fmt: skip
+    frames = [by_interval.get(i, facts.clear().drop("_gid", "_interval")) for i in range(count)]
     fact_columns = [c.tested_column for c in by_suite[SUITE_FACT_ROWS]]
     for_gx = facts.with_columns(venue=pl.concat_str(pl.col("_interval").cast(pl.String), pl.lit("|"), "venue"))
     fact_result = session.run(SUITE_FACT_ROWS, pandas_frame(for_gx, fact_columns), by_suite[SUITE_FACT_ROWS],
@@ -193,7 +198,8 @@ def audit_window(
             return shares[suite]
 
         reports.append(audit(staged[i], manifests[i], windows[i], run_id, previous_of[i], config=config,
-                             session=session, runner=second_pass, frame=frames[i]))  # fmt: skip
+                             session=session, runner=second_pass, frame=frames[i],
+                             coverage=coverage_frames[i]))  # fmt: skip
     return reports
 
 

@@ -113,14 +113,37 @@ def finest(facts: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _raw_rows_with_ts(files: list[tuple[str, str, str, Any]]) -> pl.DataFrame:
-    """The gate's raw-row frame plus each row's bucket ts (null for listing rows)."""
-    from positioning.quality import raw_row_frame
+class FillRows:
+    """The fill's facts and raw rows, indexed for one interval at a time: the facts by interval end, the raw rows
+    (the gate's raw-row frame plus each row's bucket ts) by bucket, so an interval's share is a lookup and a slice,
+    not a pass over the window."""
 
-    frame = raw_row_frame(files)
-    return frame.with_columns(
-        bucket_ms=pl.col("row_key").str.split("|").list.last().cast(pl.Int64, strict=False),
-    ).filter(pl.col("row_type") != "Instrument")
+    def __init__(self, facts: pl.DataFrame | None, files: list[tuple[str, str, str, Any]]) -> None:
+        from positioning.quality import raw_row_frame
+
+        self.facts = (
+            {key[0]: part for key, part in facts.partition_by("end_ms", as_dict=True, include_key=False).items()}
+            if facts is not None
+            else {}
+        )
+        frame = raw_row_frame(files).filter(pl.col("row_type") != "Instrument")
+        self.raw = (
+            frame.with_columns(bucket_ms=pl.col("row_key").str.split("|").list.last().cast(pl.Int64, strict=False))
+            .drop_nulls("bucket_ms")
+            .sort("bucket_ms", "row_id")
+        )
+        self._buckets = self.raw["bucket_ms"]
+        self.no_instruments = instrument_rows(ParsedRows()).with_columns(seen=pl.lit(None, pl.Datetime("us")))
+
+    def facts_at(self, end_ms: int) -> pl.DataFrame:
+        return self.facts.get(end_ms, empty_facts())
+
+    def raw_window(self, end_ms: int) -> pl.DataFrame:
+        """The raw rows an interval could have used: buckets from one interval plus the longest period before its
+        end (by bucket, then in the order they were parsed)."""
+        low = self._buckets.search_sorted(end_ms - HOUR_MS - LONGEST_PERIOD_MS, "left")
+        high = self._buckets.search_sorted(end_ms, "right")
+        return self.raw.slice(low, high - low).drop("bucket_ms")
 
 
 def load(
@@ -147,12 +170,12 @@ def load(
     if mapped.height:
         facts = finest(pl.concat([bucket_facts(mapped, parsed, ends_ms, HOUR_MS),
                                   *coarse_facts(plan, mapped, parsed, ends_ms)], how="vertical_relaxed"))  # fmt: skip
-    raw_rows = _raw_rows_with_ts(parsed.files)
     unavailable = unavailable_by_end(plan)
     disagreements = None
     if archived:
         facts, disagreements = with_archive(plan, archived, parsed, facts, ends_ms, unavailable, config, log)
     listing = {c.venue: c for c in chunks if c.chunk == "listing"}
+    rows = FillRows(facts, parsed.files)
     log(
         f"bulk load: {len(chunks)} chunks parsed, facts of {len(ends_ms)} intervals built in "
         f"{time.perf_counter() - built:.2f} s"
@@ -174,7 +197,7 @@ def load(
         for first in range(0, len(todo), AUDIT_WINDOW):
             batch = []
             for end, end_ms in todo[first : first + AUDIT_WINDOW]:
-                staged, manifests = stage_interval(plan, end, end_ms, facts, raw_rows, unavailable[end], listing)
+                staged, manifests = stage_interval(plan, end, end_ms, rows, unavailable[end], listing)
                 if staged.facts.is_empty():
                     # Nothing to audit or publish: the hour stays a gap in marts.coverage, with its reasons.
                     con.execute("BEGIN TRANSACTION")
@@ -380,8 +403,7 @@ def stage_interval(
     plan: BulkPlan,
     end: datetime,
     end_ms: int,
-    facts: pl.DataFrame | None,
-    raw_rows: pl.DataFrame,
+    rows: FillRows,
     unavailable: dict[str, dict[str, str]],
     listing: dict[str, Manifest],
 ) -> tuple[StagedInterval, list[Manifest]]:
@@ -389,13 +411,11 @@ def stage_interval(
     per venue (what the gate's coverage check reads)."""
     ts = _naive(end)
     now = _naive(datetime.now(UTC))
-    interval = facts.filter(pl.col("end_ms") == end_ms).drop("end_ms") if facts is not None else empty_facts()
+    interval = rows.facts_at(end_ms)
     pairs = [f"{venue}|{metric}" for venue, metrics in unavailable.items() for metric in metrics]
     interval = interval.filter(~pl.concat_str("venue", pl.lit("|"), "metric").is_in(pairs)).with_columns(
         ts=pl.lit(ts, pl.Datetime("us")), run_id=pl.lit(plan.run_id), loaded_at=pl.lit(now, pl.Datetime("us"))
     )
-    # The raw rows this interval could have used: buckets from one interval plus the longest period before it.
-    window = raw_rows.filter(pl.col("bucket_ms").is_between(end_ms - HOUR_MS - LONGEST_PERIOD_MS, end_ms))
     manifests, skipped, unavailable_rows = [], [], []
     for venue in registry.names():
         chunk = listing.get(venue)
@@ -427,9 +447,9 @@ def stage_interval(
     staged = StagedInterval(
         ts=ts,
         facts=interval,
-        instruments=instrument_rows(ParsedRows()).with_columns(seen=pl.lit(None, pl.Datetime("us"))),  # once per fill
+        instruments=rows.no_instruments,  # written once per fill
         parse_errors=pl.DataFrame(schema=empty),
-        raw_rows=window.drop("bucket_ms"),
+        raw_rows=rows.raw_window(end_ms),
         extract_runs=pl.DataFrame(schema=empty),
         extract_failures=pl.DataFrame(schema=empty),
         skipped_symbols=pl.DataFrame(skipped, schema=SKIPPED_SCHEMA),
