@@ -8,7 +8,7 @@ Printed, for the load (parse, build, audit and publish every hourly interval of 
   auditing and publishing were free;
 * the fetch (checksum + zip per symbol and day) at our politeness limit (20 requests / s, 4 at a time), against
   that limit's floor;
-* peak RSS of the process (the fill runs in it).
+* peak RSS of the process (the fill runs in it; the simulator runs in its own, as the archive would).
 
     .venv/bin/python bench/bench_archive_fill.py [--days 90] [--symbols 10] [--json out.json]
 """
@@ -27,9 +27,9 @@ from positioning.backfill import run_fill
 from positioning.ingest.archive_fill import is_archive_chunk
 from positioning.ingest.manifests import ManifestStore
 from positioning.ingest.raw import read_raw
-from positioning.sim import VenueSimulator
 from positioning.symbols import default_symbols
 from positioning.venues import binance_archive
+from simulator_process import simulator_process
 
 
 def polars_alone(data: Path, run_id: str) -> tuple[float, int]:
@@ -60,10 +60,10 @@ def main() -> int:
     symbols = [s for s in default_symbols() if s not in ("MKR", "KAS")][: args.symbols]  # listed on Binance
     fill_now = datetime(2026, 11, 20, 12, 1, 30, tzinfo=UTC)  # the simulator's clock (frozen)
     data = Path(tempfile.mkdtemp(prefix="bench-archive-"))
-    with VenueSimulator(port=0, seed=7, now_ms=int(fill_now.timestamp() * 1000)) as sim:
+    with simulator_process(seed=7, now_ms=int(fill_now.timestamp() * 1000)) as base_url:
         started = time.perf_counter()
         result = run_fill(
-            args.days + 30, symbols, data=data, base_urls={"binance": sim.base_url, "binance_archive": sim.base_url},
+            args.days + 30, symbols, data=data, base_urls={"binance": base_url, "binance_archive": base_url},
             venues=["binance"], now=fill_now, log=lambda line: print("  " + line, flush=True),
         )  # fmt: skip
         wall = time.perf_counter() - started
