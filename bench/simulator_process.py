@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,20 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+from positioning.sim import free_port
 
 POSITIONING = Path(sys.executable).with_name("positioning")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager
 def simulator_process(seed: int = 7, latency: float = 0.0, now_ms: int | None = None) -> Iterator[str]:
     """``positioning sim`` on a free 127.0.0.1 port; yields its base URL and stops it on exit."""
-    port = _free_port()
+    port = free_port()
     command = [str(POSITIONING), "sim", "--port", str(port), "--seed", str(seed), "--latency", str(latency)]
     if now_ms is not None:
         command += ["--now-ms", str(now_ms)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,18 +21,13 @@ import duckdb
 import pytest
 from conftest import REPO
 from positioning import registry
+from positioning.sim import free_port
 
 HOURS = int(os.environ.get("POSITIONING_E2E_HOURS", "4"))
 # Start-up, the runs (about 15 s of task processes each on 2 cores, 4 at a time) and the bulk fill to compare.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300 + 45 * HOURS)]
 SYMBOLS = ["BTC", "ETH", "SOL"]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def json_rows(stdout: str) -> list[dict]:

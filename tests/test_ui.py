@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import duckdb
 import httpx
 import pytest
 from conftest import REPO
+from positioning.sim import free_port
 
 CHROMIUM = Path(os.environ.get("POSITIONING_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(os.environ.get("POSITIONING_ARTIFACTS", REPO / "artifacts")) / "screenshots"
@@ -38,12 +38,6 @@ SYMBOLS = ["BTC", "ETH"]  # small on purpose: Bitget's ratio endpoint allows 1 r
 START_TIMEOUT = 150.0
 RUN_TIMEOUT = 150.0
 TERMINAL_STATES = {"success", "failed"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def process_table() -> dict[int, tuple[int, int]]:

@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -106,12 +105,6 @@ def cmd_sim(args: argparse.Namespace) -> int:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def demo_environment(sim_url: str, airflow_home: Path) -> dict[str, str]:
     """The environment for Airflow subprocesses: project-local home, this repo's DAGs, venues at ``sim_url``."""
     env = dict(os.environ)
@@ -131,7 +124,7 @@ def demo_environment(sim_url: str, airflow_home: Path) -> dict[str, str]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the simulator, run ``airflow dags test positioning`` for the last complete hour, print the top 10."""
-    from positioning.sim import VenueSimulator
+    from positioning.sim import VenueSimulator, free_port
     from positioning.symbols import SymbolError, normalise_symbols, split_symbols
 
     try:
@@ -145,7 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     interval_end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     conf = {"symbols": symbols, "sortBy": "oi_desc"}
     started = time.monotonic()
-    with VenueSimulator(host="127.0.0.1", port=_free_port(), seed=args.seed) as sim:
+    with VenueSimulator(host="127.0.0.1", port=free_port(), seed=args.seed) as sim:
         print(f"[demo] venue simulator on {sim.base_url}; Airflow home {airflow_home}", flush=True)
         env = demo_environment(sim.base_url, airflow_home)
         if not (airflow_home / "airflow.db").exists():

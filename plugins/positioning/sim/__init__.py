@@ -8,7 +8,7 @@ command and benchmarks. Standard library only.
 
 from positioning.sim.faults import FAULT_KINDS
 from positioning.sim.limits import RATE_LIMITS, Limit
-from positioning.sim.server import VenueSimulator, serve_forever
+from positioning.sim.server import VenueSimulator, free_port, serve_forever
 from positioning.sim.state import SYMBOLS, UNLISTED, SimState
 from positioning.sim.venues import VENUES, SimVenue
 
@@ -22,5 +22,6 @@ __all__ = [
     "SimState",
     "SimVenue",
     "VenueSimulator",
+    "free_port",
     "serve_forever",
 ]

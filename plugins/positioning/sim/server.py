@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -341,6 +342,13 @@ def _checked_venue_options(given: Mapping[str, str]) -> dict[str, str]:
         if value not in declared[name]:
             raise ValueError(f"{name} must be one of {declared[name]}")
     return {name: given.get(name, allowed[0]) for name, allowed in declared.items()}
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 for a local server: the simulator, or any server a test or benchmark starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def serve_forever(host: str = "127.0.0.1", port: int = 8900, **options: Any) -> int:
