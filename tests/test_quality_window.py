@@ -25,7 +25,7 @@ from positioning.quality.gate import audit
 from positioning.quality.window import _advance, audit_window
 from positioning.sim import VenueSimulator
 from positioning.sim.venues.base import Limit
-from positioning.warehouse import bulk_load
+from positioning.warehouse import bulk_stage
 from positioning.warehouse.load import interval_start_of
 from positioning.warehouse.normalize import bucket_facts, symbol_map
 from positioning.warehouse.parse import parse_manifests
@@ -45,10 +45,10 @@ def staged_hours(data, now):
     parsed = parse_manifests(chunks)
     ends_ms = [int(end.timestamp() * 1000) for end in plan.ends]
     facts = bucket_facts(symbol_map([c for c in chunks if c.chunk != "listing"]), parsed, ends_ms)
-    rows = bulk_load.FillRows(facts, parsed.files)
-    unavailable = bulk_load.unavailable_by_end(plan)
+    rows = bulk_stage.FillRows(facts, parsed.files)
+    unavailable = bulk_stage.unavailable_by_end(plan)
     listing = {c.venue: c for c in chunks if c.chunk == "listing"}
-    hours = [bulk_load.stage_interval(plan, end, ms, rows, unavailable[end], listing)
+    hours = [bulk_stage.stage_interval(plan, end, ms, rows, unavailable[end], listing)
              for end, ms in zip(plan.ends, ends_ms, strict=True)]  # fmt: skip
     return plan, [
         (staged, latest_tries(manifests), end) for (staged, manifests), end in zip(hours, plan.ends, strict=True)

@@ -2,11 +2,11 @@
 
 The chunk manifests (``positioning.ingest.bulk``) are parsed by the venue parsers once, the facts of every
 interval end are built at once by :func:`positioning.warehouse.normalize.bucket_facts` (the same "latest bucket
-ended at or before the end" rule a past-interval DAG run applies, vectorised), and each interval is staged as a
-:class:`~positioning.warehouse.load.StagedInterval` and handed to
-:func:`positioning.warehouse.load.audit_and_publish`. What the venues cannot give (snapshot-only metrics,
-intervals beyond a venue's retention) is recorded in ``ops.interval_unavailable`` exactly as a past-interval run
-records it. An interval with no rows at all publishes nothing (its skipped symbols and unavailable metrics are still
+ended at or before the end" rule a past-interval DAG run applies, vectorised), each interval is staged
+(:mod:`positioning.warehouse.bulk_stage`), a week of them is audited at once
+(:func:`positioning.quality.window.audit_window`) and published in one transaction. What the venues cannot give
+(snapshot-only metrics, intervals beyond a venue's retention) is recorded in ``ops.interval_unavailable`` exactly
+as a past-interval run records it. An interval with no rows at all publishes nothing (its skipped symbols and unavailable metrics are still
 recorded) and stays a gap in ``marts.coverage``.
 Then the marts are refreshed over the window and exported.
 """
@@ -22,20 +22,24 @@ from typing import Any
 
 import polars as pl
 
-from positioning import registry
 from positioning.ingest import archive_fill
-from positioning.ingest.bulk import BulkInterrupted, BulkPlan, first_fetchable_end, rest_first_end
+from positioning.ingest.bulk import BulkInterrupted, BulkPlan, rest_first_end
 from positioning.ingest.manifests import Manifest, ManifestStore
-from positioning.periods import LONGEST_PERIOD_MS, period_seconds
-from positioning.quality.frames import Window, previous_oi
+from positioning.quality.frames import Window, naive_utc, previous_oi
 from positioning.quality.window import audit_window
 from positioning.rows import Instrument, LongShortRatio, OpenInterestHistory
-from positioning.venues.base import unavailable_kind
+from positioning.warehouse.bulk_stage import (
+    HOUR,
+    HOUR_MS,
+    FillRows,
+    coarse_facts,
+    finest,
+    stage_interval,
+    unavailable_by_end,
+)
 from positioning.warehouse.connection import insert_frame
 from positioning.warehouse.load import (
     PARSE_ERROR_SCHEMA,
-    SKIPPED_SCHEMA,
-    UNAVAILABLE_SCHEMA,
     StagedInterval,
     interval_start_of,
     kept_pairs,
@@ -45,105 +49,11 @@ from positioning.warehouse.load import (
     replace_ops,
     upsert_instruments,
 )
-from positioning.warehouse.normalize import bucket_facts, empty_facts, instrument_rows, symbol_map
+from positioning.warehouse.normalize import bucket_facts, instrument_rows, symbol_map
 from positioning.warehouse.parse import ParsedRows, parse_manifests
 
-HOUR = timedelta(hours=1)
-HOUR_MS = 3_600_000
 # Intervals audited together (one great-expectations run per suite): a week of hours, a few hundred thousand rows.
 AUDIT_WINDOW = 168
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def unavailable_by_end(plan: BulkPlan) -> dict[datetime, dict[str, dict[str, str]]]:
-    """Per interval end and venue: metric -> reason, as a past-interval DAG run would record it."""
-    result: dict[datetime, dict[str, dict[str, str]]] = {end: {} for end in plan.ends}
-    for spec in registry.specs():
-        venue = spec.name
-        base = spec.past_unavailable()
-        series = spec.history(plan.period)
-        # A metric is out of reach when every series that gives it is (a coarser period may keep it longer).
-        reach: dict[str, tuple[datetime, str]] = {}
-        for s in series if venue in plan.venues else []:
-            first_end = first_fetchable_end(plan, s)
-            for metric in s.metrics:
-                if metric not in reach or first_end < reach[metric][0]:
-                    reach[metric] = (first_end, f"{s.endpoint.name} keeps {s.retention.days} days of history")
-        for end in plan.ends:
-            unavailable = dict(base)
-            for metric, (first_end, kept) in reach.items():
-                if end < first_end:
-                    unavailable[metric] = f"outside retention: {venue} {kept}"
-            if venue not in plan.venues:
-                for s in series:
-                    unavailable.update({m: f"not requested: the bulk fill did not include {venue}" for m in s.metrics})
-            result[end][venue] = unavailable
-    return result
-
-
-def coarse_facts(plan: BulkPlan, mapped: pl.DataFrame, parsed: ParsedRows, ends_ms: list[int]) -> list[pl.DataFrame]:
-    """Facts of the ``coarser`` series (OKX 1D) for every hour: the latest bucket ended by the hour and started no
-    earlier than two of its periods before it (the gate's window for a period longer than the interval), so a
-    day's reading serves the hours of the next day, not only the first."""
-    coarse = {(spec.name, s.period, s.period_ms) for spec in registry.specs() if spec.name in plan.venues
-              for s in spec.history(plan.period) if s.coarser}  # fmt: skip
-    if not coarse:
-        return []
-    pairs = [f"{venue}|{period}" for venue, period, _ in coarse]
-    subset = ParsedRows()
-    subset.rows[Instrument] = parsed.rows[Instrument]
-    for row_type in (LongShortRatio, OpenInterestHistory):
-        frame = parsed.frame(row_type)
-        subset.frames[row_type] = [frame.filter(pl.concat_str("venue", pl.lit("|"), "period").is_in(pairs))]
-    return [bucket_facts(mapped, subset, ends_ms, max(length for _, _, length in coarse))]
-
-
-def finest(facts: pl.DataFrame) -> pl.DataFrame:
-    """One fact per (venue, symbol, metric, interval): the finest period's where a venue gave it at two (OKX's 1H and,
-    where 1H no longer reaches, 1D)."""
-    periods = {p: period_seconds(p) or 0 for p in facts["period"].unique().to_list()}
-    ranked = facts.with_columns(_seconds=pl.col("period").replace_strict(periods, return_dtype=pl.Int64))
-    return (
-        ranked.sort("_seconds", maintain_order=True)
-        .unique(["venue", "symbol", "metric", "end_ms"], keep="first", maintain_order=True)
-        .drop("_seconds")
-    )
-
-
-class FillRows:
-    """The fill's facts and raw rows, indexed for one interval at a time: the facts by interval end, the raw rows
-    (the gate's raw-row frame plus each row's bucket ts) by bucket, so an interval's share is a lookup and a slice,
-    not a pass over the window."""
-
-    def __init__(self, facts: pl.DataFrame | None, files: list[tuple[str, str, str, Any]]) -> None:
-        from positioning.quality import raw_row_frame
-
-        self.facts = (
-            {key[0]: part for key, part in facts.partition_by("end_ms", as_dict=True, include_key=False).items()}
-            if facts is not None
-            else {}
-        )
-        frame = raw_row_frame(files).filter(pl.col("row_type") != "Instrument")
-        self.raw = (
-            frame.with_columns(bucket_ms=pl.col("row_key").str.split("|").list.last().cast(pl.Int64, strict=False))
-            .drop_nulls("bucket_ms")
-            .sort("bucket_ms", "row_id")
-        )
-        self._buckets = self.raw["bucket_ms"]
-        self.no_instruments = instrument_rows(ParsedRows()).with_columns(seen=pl.lit(None, pl.Datetime("us")))
-
-    def facts_at(self, end_ms: int) -> pl.DataFrame:
-        return self.facts.get(end_ms, empty_facts())
-
-    def raw_window(self, end_ms: int) -> pl.DataFrame:
-        """The raw rows an interval could have used: buckets from one interval plus the longest period before its
-        end (by bucket, then in the order they were parsed)."""
-        low = self._buckets.search_sorted(end_ms - HOUR_MS - LONGEST_PERIOD_MS, "left")
-        high = self._buckets.search_sorted(end_ms, "right")
-        return self.raw.slice(low, high - low).drop("bucket_ms")
 
 
 def load(
@@ -190,7 +100,7 @@ def load(
         }
         todo = []
         for end, end_ms in zip(plan.ends, ends_ms, strict=True):
-            if _naive(end) in done:
+            if naive_utc(end) in done:
                 summary["skipped"] += 1
             else:
                 todo.append((end, end_ms))
@@ -317,7 +227,7 @@ def publish_many(con: Any, passed: list[tuple[StagedInterval, Any]], run_id: str
         orient="row",
     )
     facts = pl.concat([report.publish for _, report in passed], how="vertical_relaxed")
-    now = _naive(datetime.now(UTC))
+    now = naive_utc(datetime.now(UTC))
     progress = pl.DataFrame(
         {"run_id": run_id, "ts": stamps, "facts": [report.publish.height for _, report in passed], "published_at": now},
         schema={"run_id": pl.String, "ts": pl.Datetime("us"), "facts": pl.Int64, "published_at": pl.Datetime("us")},
@@ -373,7 +283,7 @@ def _write_disagreements(con: Any, plan: BulkPlan, disagreements: pl.DataFrame) 
         archive_value="archive_value",
         rest_value="rest_value",
         relative_difference="relative_difference",
-        checked_at=pl.lit(_naive(datetime.now(UTC)), pl.Datetime("us")),
+        checked_at=pl.lit(naive_utc(datetime.now(UTC)), pl.Datetime("us")),
     )
     con.execute("BEGIN TRANSACTION")
     con.execute("DELETE FROM ops.source_disagreements WHERE run_id = ?", [plan.run_id])
@@ -383,7 +293,7 @@ def _write_disagreements(con: Any, plan: BulkPlan, disagreements: pl.DataFrame) 
 
 def _write_run_log(con: Any, plan: BulkPlan, chunks: list[Manifest], parsed: ParsedRows) -> None:
     """The run-level log (chunks as extract runs, their failures, parse errors) and the instruments, once."""
-    ts = _naive(plan.last_end)
+    ts = naive_utc(plan.last_end)
     ops = ops_frames(chunks, ts)
     parse_errors = pl.DataFrame(
         [{"ts": ts, "run_id": plan.run_id, **error} for error in parsed.errors], schema=PARSE_ERROR_SCHEMA
@@ -394,65 +304,6 @@ def _write_run_log(con: Any, plan: BulkPlan, chunks: list[Manifest], parsed: Par
     insert_frame(con, "ops.extract_runs", ops["extract_runs"])
     insert_frame(con, "ops.extract_failures", ops["extract_failures"])
     insert_frame(con, "ops.parse_errors", parse_errors)
-    instruments = instrument_rows(parsed).with_columns(seen=pl.lit(_naive(datetime.now(UTC)), pl.Datetime("us")))
+    instruments = instrument_rows(parsed).with_columns(seen=pl.lit(naive_utc(datetime.now(UTC)), pl.Datetime("us")))
     upsert_instruments(con, instruments)
     con.execute("COMMIT")
-
-
-def stage_interval(
-    plan: BulkPlan,
-    end: datetime,
-    end_ms: int,
-    rows: FillRows,
-    unavailable: dict[str, dict[str, str]],
-    listing: dict[str, Manifest],
-) -> tuple[StagedInterval, list[Manifest]]:
-    """What ``positioning.warehouse.load.stage`` gives for one interval, from the bulk frames; and one manifest
-    per venue (what the gate's coverage check reads)."""
-    ts = _naive(end)
-    now = _naive(datetime.now(UTC))
-    interval = rows.facts_at(end_ms)
-    pairs = [f"{venue}|{metric}" for venue, metrics in unavailable.items() for metric in metrics]
-    interval = interval.filter(~pl.concat_str("venue", pl.lit("|"), "metric").is_in(pairs)).with_columns(
-        ts=pl.lit(ts, pl.Datetime("us")), run_id=pl.lit(plan.run_id), loaded_at=pl.lit(now, pl.Datetime("us"))
-    )
-    manifests, skipped, unavailable_rows = [], [], []
-    for venue in registry.names():
-        chunk = listing.get(venue)
-        manifests.append(
-            Manifest(
-                venue=venue,
-                run_id=plan.run_id,
-                attempt=1,
-                interval_start=end - HOUR,
-                interval_end=end,
-                ls_period=plan.period,
-                status="ok" if chunk is not None or venue not in plan.venues else "failed",
-                instruments=chunk.instruments if chunk else {},
-                skipped=chunk.skipped if chunk else {},
-                symbols_requested=plan.symbols,
-                unavailable=unavailable.get(venue, {}),
-                started_at=end,
-                finished_at=end,
-            )
-        )
-        skipped += [
-            {"ts": ts, "venue": venue, "symbol": s, "reason": r} for s, r in (chunk.skipped if chunk else {}).items()
-        ]
-        unavailable_rows += [
-            {"ts": ts, "venue": venue, "metric": m, "kind": unavailable_kind(r), "reason": r, "run_id": plan.run_id}
-            for m, r in unavailable.get(venue, {}).items()
-        ]
-    empty = {"ts": pl.Datetime("us"), "run_id": pl.String}
-    staged = StagedInterval(
-        ts=ts,
-        facts=interval,
-        instruments=rows.no_instruments,  # written once per fill
-        parse_errors=pl.DataFrame(schema=empty),
-        raw_rows=rows.raw_window(end_ms),
-        extract_runs=pl.DataFrame(schema=empty),
-        extract_failures=pl.DataFrame(schema=empty),
-        skipped_symbols=pl.DataFrame(skipped, schema=SKIPPED_SCHEMA),
-        interval_unavailable=pl.DataFrame(unavailable_rows, schema=UNAVAILABLE_SCHEMA),
-    )
-    return staged, manifests
