@@ -27,6 +27,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -210,6 +211,7 @@ class VenueClient:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._paused_until = 0.0
+        self._writer: ThreadPoolExecutor | None = None
         self._random = random.Random(self.retry.seed)
         self._log = log or (lambda message: None)
         self.requests_sent = 0
@@ -224,11 +226,16 @@ class VenueClient:
             transport=self._transport,
             limits=httpx.Limits(max_connections=self._concurrency, max_keepalive_connections=self._concurrency),
         )
+        # One writer thread per client: files land one at a time in response order (a crash leaves at most one
+        # file under its temporary name), and the fsync never holds up the event loop.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"land-{self.venue}")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._client is not None:
             await self._client.aclose()
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
@@ -397,6 +404,8 @@ class VenueClient:
             if endpoint.body == "bytes":  # a file is landed byte for byte (base64 in the JSON record)
                 meta["body_encoding"] = "base64"
                 body = base64.b64encode(body)
-            # fsync off the event loop: other requests' responses (and their rate-limit slots) are not held up.
-            result.raw_paths.append(str(await asyncio.to_thread(self.lander.land, endpoint.name, meta, body)))
+            writing = asyncio.get_running_loop().run_in_executor(
+                self._writer, self.lander.land, endpoint.name, meta, body
+            )
+            result.raw_paths.append(str(await writing))
         return verdict
